@@ -1,0 +1,5 @@
+import sys
+
+from legollm.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""The one ``legollm`` command; each subcommand lives in its own module."""

@@ -1,0 +1,1 @@
+"""Data layer: the embedded default corpus, download, prepare, summary, loaders."""
