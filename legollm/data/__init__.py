@@ -1,1 +1,30 @@
-"""Data layer: the embedded default corpus, download, prepare, summary, loaders."""
+"""Data layer: the embedded default corpus, download, prepare, summary, loaders.
+
+Names are imported lazily so ``legollm.data.corpus`` (and ``legollm --help``) never
+pay for importing torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "TokenDataLoader": "legollm.data.loader",
+    "read_meta": "legollm.data.meta",
+    "PrepareConfig": "legollm.data.prepare",
+    "prepare_dataset": "legollm.data.prepare",
+    "CharTokenizer": "legollm.data.tokenizer_spec",
+    "load_tokenizer": "legollm.data.tokenizer_spec",
+    "download": "legollm.data.download",
+    "DATASETS": "legollm.data.download",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'legollm.data' has no attribute {name!r}")
+
+
+__all__ = sorted(_EXPORTS)

@@ -1,0 +1,389 @@
+"""Prepare: raw text -> ``train.bin`` / ``val.bin`` + ``meta.json``.
+
+The steps, each bounded in memory whatever the corpus size:
+
+1. Validate the whole config (inputs exist, tokenizer loads, dtype fits) before any work.
+2. Stream documents out of the inputs (text files split by a separator, JSONL records).
+3. Tokenize them in chunks of ``chunk_chars`` with the tokenizer's ``encode_batch``
+   on all cores, appending the end-of-text id after each document, into one temp
+   token file in the output folder, remembering each document's length.
+4. Shuffle the *documents* with the seed and split them into val / train, so no
+   document is in both; copy each split's documents out of the (memmapped) temp
+   file into ``train.bin`` / ``val.bin``, written to temp files and renamed.
+5. Write ``meta.json`` last: a folder with a meta.json is a complete dataset.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from legollm.core.exceptions import ConfigError, DataError
+from legollm.data.meta import DTYPES, META_VERSION, check_dtype, dtype_for_max_id, write_meta
+from legollm.data.tokenizer_spec import (
+    EOT,
+    TOKENIZER_TYPES,
+    CharTokenizer,
+    file_sha256,
+    load_tokenizer,
+    max_token_id,
+    spec_sha256,
+)
+
+TEXT_EXTENSIONS = [".txt", ".md", ".rst", ".text", ".jsonl"]
+SPLIT_MODES = {"file": None, "paragraph": r"\n[ \t]*\n\s*", "line": r"\n"}
+
+
+@dataclass
+class PrepareConfig:
+    """Everything ``prepare_dataset`` needs; every field is also a ``data-prepare`` flag."""
+
+    inputs: list[str]
+    output_dir: str
+    tokenizer: str = "char"  # char | gpt2 | tiktoken | legollm
+    tokenizer_path: str | None = None  # the .tiktoken or LegoLLM tokenizer file
+    encoder_json: str | None = None  # GPT-2 files
+    vocab_bpe: str | None = None
+    pattern: str | None = None  # tiktoken split pattern: "gpt2", "gpt4" or a regex
+    special_tokens: dict[str, int] | None = None
+    # How a text file becomes documents: "file" (the whole file), "paragraph"
+    # (blank-line separated), "line", or "regex:<pattern>" (the separator).
+    split: str = "file"
+    # Group consecutive pieces into documents of about this many characters; lets a
+    # single-file corpus (Shakespeare) be split by documents without tiny documents.
+    max_doc_chars: int | None = None
+    text_field: str = "text"  # the JSONL field holding the text
+    val_fraction: float = 0.1
+    seed: int = 1337
+    shuffle: bool = True
+    dtype: str = "auto"  # auto | uint16 | uint32
+    num_workers: int | None = None  # tokenizer processes; None = all cores
+    chunk_chars: int = 4_000_000  # characters tokenized per batch (bounds memory)
+    extensions: list[str] = field(default_factory=lambda: list(TEXT_EXTENSIONS))
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> PrepareConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ConfigError(f"unknown prepare config field(s) {unknown}; known: {sorted(names)}")
+        missing = [k for k in ("inputs", "output_dir") if d.get(k) in (None, [], "")]
+        if missing:
+            raise ConfigError(f"prepare config needs {missing}")
+        d = dict(d)
+        if isinstance(d["inputs"], str):
+            d["inputs"] = [d["inputs"]]
+        return cls(**d)
+
+    @classmethod
+    def from_yaml(cls, path: str | os.PathLike[str]) -> PrepareConfig:
+        import yaml
+
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config file not found: {p}")
+        try:
+            d = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{p} is not valid YAML: {e}") from e
+        if not isinstance(d, dict):
+            raise ConfigError(f"{p} must hold a mapping of prepare fields")
+        return cls.from_dict(d)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+# ----------------------------------------------------------------------------- documents
+
+
+def collect_files(config: PrepareConfig) -> list[Path]:
+    """Expand the inputs (files, folders searched recursively) into a sorted file list."""
+    files: list[Path] = []
+    exts = {e.lower() for e in config.extensions}
+    for item in config.inputs:
+        p = Path(item)
+        if p.is_dir():
+            found = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in exts)
+            if not found:
+                raise DataError(f"input folder {p} holds no {sorted(exts)} files")
+            files.extend(found)
+        elif p.is_file():
+            files.append(p)
+        else:
+            raise DataError(f"input not found: {p} (give text/JSONL files or folders)")
+    return files
+
+
+def _separator(split: str) -> re.Pattern | None:
+    if split in SPLIT_MODES:
+        pat = SPLIT_MODES[split]
+    elif split.startswith("regex:"):
+        pat = split[len("regex:") :]
+    else:
+        raise ConfigError(f"unknown split {split!r}; use file, paragraph, line or regex:<pattern>")
+    try:
+        return re.compile(pat) if pat else None
+    except re.error as e:
+        raise ConfigError(f"split regex {pat!r} does not compile: {e}") from e
+
+
+def _pieces(f, sep: re.Pattern | None, block: int = 1 << 20) -> Iterator[tuple[str, str]]:
+    """Yield (text, separator-after-it) from a text stream, reading ``block`` chars at a time."""
+    if sep is None:
+        yield f.read(), ""
+        return
+    buf = ""
+    while True:
+        chunk = f.read(block)
+        eof = not chunk
+        buf += chunk
+        start = 0
+        for m in sep.finditer(buf):
+            # a match touching the end of the buffer might continue in the next block
+            if (not eof and m.end() >= len(buf)) or m.end() == m.start():
+                continue
+            yield buf[start : m.start()], m.group()
+            start = m.end()
+        buf = buf[start:]
+        if eof:
+            if buf:
+                yield buf, ""
+            return
+
+
+def iter_documents(config: PrepareConfig, files: list[Path] | None = None) -> Iterator[str]:
+    """Stream the documents of the inputs, in file order (before any shuffle)."""
+    sep = _separator(config.split)
+    for path in files if files is not None else collect_files(config):
+        if path.suffix.lower() == ".jsonl":
+            yield from _jsonl_documents(path, config.text_field)
+            continue
+        try:
+            with open(path, encoding="utf-8", newline="") as f:
+                doc, joiner = "", ""
+                for text, after in _pieces(f, sep):
+                    if not text.strip():
+                        continue
+                    if config.max_doc_chars and doc and len(doc) + len(text) > config.max_doc_chars:
+                        yield doc
+                        doc = ""
+                    doc = doc + joiner + text if doc else text
+                    joiner = after
+                    if not config.max_doc_chars:
+                        yield doc
+                        doc = ""
+                if doc:
+                    yield doc
+        except UnicodeDecodeError as e:
+            raise DataError(f"{path} is not UTF-8 text ({e}); convert it or leave it out") from e
+
+
+def _jsonl_documents(path: Path, text_field: str) -> Iterator[str]:
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise DataError(f"{path}:{lineno} is not valid JSON: {e}") from e
+            text = record.get(text_field) if isinstance(record, dict) else None
+            if not isinstance(text, str):
+                raise DataError(
+                    f"{path}:{lineno} has no string field {text_field!r}; set text_field"
+                )
+            if text.strip():
+                yield text
+
+
+def _batches(docs: Iterator[str], chunk_chars: int) -> Iterator[list[str]]:
+    batch, size = [], 0
+    for d in docs:
+        batch.append(d)
+        size += len(d)
+        if size >= chunk_chars:
+            yield batch
+            batch, size = [], 0
+    if batch:
+        yield batch
+
+
+# ----------------------------------------------------------------------------- tokenizer
+
+
+def _copy_into(src: str, out_dir: Path) -> str:
+    """Copy a tokenizer file into ``out_dir/tokenizer/`` so the dataset is self-contained."""
+    dest = out_dir / "tokenizer" / Path(src).name
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if not dest.exists() or file_sha256(dest) != file_sha256(src):
+        tmp = dest.with_name(f".{dest.name}.tmp")
+        shutil.copyfile(src, tmp)
+        os.replace(tmp, dest)
+    return str(dest.relative_to(out_dir))
+
+
+def _tokenizer_spec(config: PrepareConfig) -> dict[str, Any]:
+    kind = config.tokenizer
+    if kind not in TOKENIZER_TYPES:
+        raise ConfigError(
+            f"unknown tokenizer type {kind!r}; use one of {', '.join(TOKENIZER_TYPES)}"
+        )
+    spec: dict[str, Any] = {"type": kind}
+    if kind == "gpt2":
+        spec.update(encoder_json=config.encoder_json, vocab_bpe=config.vocab_bpe)
+    elif kind in ("tiktoken", "legollm"):
+        spec.update(path=config.tokenizer_path, pattern=config.pattern)
+    needed = {"gpt2": ("encoder_json", "vocab_bpe"), "tiktoken": ("path",), "legollm": ("path",)}
+    for key in needed.get(kind, ()):
+        flag = "tokenizer_path" if key == "path" else key
+        if not spec.get(key):
+            raise ConfigError(f"tokenizer {kind} needs {flag}")
+        if not Path(spec[key]).is_file():
+            raise ConfigError(f"tokenizer file not found: {flag}={spec[key]}")
+    if config.special_tokens:
+        spec["special_tokens"] = dict(config.special_tokens)
+    return spec
+
+
+# ----------------------------------------------------------------------------- prepare
+
+
+def prepare_dataset(config: PrepareConfig | dict[str, Any] | None = None, **kwargs: Any) -> Path:
+    """Prepare a dataset; returns the output folder. See the module docstring."""
+    if config is None:
+        config = PrepareConfig.from_dict(kwargs)
+    elif isinstance(config, dict):
+        config = PrepareConfig.from_dict({**config, **kwargs})
+    elif kwargs:
+        config = dataclasses.replace(config, **kwargs)
+
+    # 1. validate everything before any work
+    if not 0.0 <= config.val_fraction < 1.0:
+        raise ConfigError(f"val_fraction must be in [0, 1), got {config.val_fraction}")
+    if config.chunk_chars < 1 or (config.max_doc_chars is not None and config.max_doc_chars < 1):
+        raise ConfigError("chunk_chars and max_doc_chars must be positive")
+    _separator(config.split)
+    files = collect_files(config)
+    spec = _tokenizer_spec(config)
+    out = Path(config.output_dir)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"output_dir {out} exists and is not a folder")
+
+    if spec["type"] == "char":  # the vocabulary is the data's own characters
+        tok = CharTokenizer.from_text(iter_documents(config, files))
+        if config.special_tokens:
+            extra = {s: i for s, i in config.special_tokens.items() if s not in tok.special_tokens}
+            tok = CharTokenizer(tok.chars, {**tok.special_tokens, **extra})
+        spec = tok.spec()
+    else:
+        tok = load_tokenizer(spec)
+    eot = tok.special_tokens.get(EOT)
+    if eot is None:
+        raise ConfigError(
+            f"the tokenizer has no {EOT} token to separate documents; register it "
+            f"(special_tokens: {{'{EOT}': ID}})"
+        )
+    max_id = max_token_id(tok)
+    dtype = (
+        dtype_for_max_id(max_id) if config.dtype == "auto" else check_dtype(config.dtype, max_id)
+    )
+    np_dtype = DTYPES[dtype]
+
+    # 2-3. stream documents, tokenize in chunks, append to one temp token file
+    out.mkdir(parents=True, exist_ok=True)
+    for key in ("encoder_json", "vocab_bpe", "path"):
+        if spec.get(key):
+            spec[key] = _copy_into(spec[key], out)
+    tmp_tokens = out / ".tokens.tmp"
+    doc_lens: list[int] = []
+    eot_arr = np.array([eot], dtype=np_dtype)
+    workers = config.num_workers if config.num_workers is not None else os.cpu_count()
+    try:
+        with open(tmp_tokens, "wb") as f:
+            for batch in _batches(iter_documents(config, files), config.chunk_chars):
+                encoded = _encode_batch(tok, batch, workers)
+                parts = []
+                for ids in encoded:
+                    parts += [np.asarray(ids, dtype=np_dtype), eot_arr]
+                    doc_lens.append(len(ids) + 1)
+                f.write(np.concatenate(parts).tobytes())
+        if not doc_lens:
+            raise DataError(f"the inputs hold no documents: {[str(p) for p in files]}")
+
+        # 4. seeded document shuffle, split by documents, copy out
+        n = len(doc_lens)
+        order = (
+            np.random.default_rng(config.seed).permutation(n) if config.shuffle else np.arange(n)
+        )
+        n_val = round(n * config.val_fraction)
+        if config.val_fraction > 0 and n >= 2:
+            n_val = min(max(n_val, 1), n - 1)
+        splits = {"val": order[:n_val], "train": order[n_val:]}
+        starts = np.concatenate([[0], np.cumsum(doc_lens)[:-1]])
+        lens = np.asarray(doc_lens)
+        tokens = np.memmap(tmp_tokens, dtype=np_dtype, mode="r")
+        for name, docs in splits.items():
+            _write_split(out / f"{name}.bin", tokens, starts[docs], lens[docs], np_dtype)
+        del tokens
+        num_tokens = {k: int(lens[v].sum()) for k, v in splits.items()}
+    finally:
+        tmp_tokens.unlink(missing_ok=True)
+
+    # 5. meta.json last
+    meta = {
+        "version": META_VERSION,
+        "vocab_size": max_id + 1,
+        "dtype": dtype,
+        "eot_token_id": int(eot),
+        "tokenizer": spec,
+        "tokenizer_sha256": spec_sha256({**spec, **_abs_paths(spec, out)}),
+        "num_tokens": num_tokens,
+        "num_documents": {k: len(v) for k, v in splits.items()},
+        "sources": [
+            {"path": str(p), "bytes": p.stat().st_size, "sha256": file_sha256(p)} for p in files
+        ],
+        "config": config.to_dict(),
+    }
+    write_meta(out, meta)
+    return out
+
+
+def _abs_paths(spec: dict[str, Any], out: Path) -> dict[str, str]:
+    return {k: str(out / spec[k]) for k in ("encoder_json", "vocab_bpe", "path") if spec.get(k)}
+
+
+def _encode_batch(tok, texts: list[str], workers: int | None) -> list:
+    """Documents are encoded as ordinary text: a literal "<|endoftext|>" in the data is
+    just characters; only the separator we append is the special id."""
+    if isinstance(tok, CharTokenizer):
+        return tok.encode_batch(texts)
+    return tok.encode_batch(texts, num_workers=workers, allowed_special="none")
+
+
+def _write_split(path: Path, tokens: np.ndarray, starts, lens, dtype, buf_tokens=1 << 22) -> None:
+    """Copy documents ``tokens[s:s+l]`` in the given order into ``path``, atomically."""
+    from legollm.core.utils import atomic_write
+
+    with atomic_write(path, "wb") as f:
+        pending, size = [], 0
+        for s, n in zip(starts.tolist(), lens.tolist(), strict=True):
+            pending.append(tokens[s : s + n])
+            size += n
+            if size >= buf_tokens:
+                f.write(np.concatenate(pending).astype(dtype, copy=False).tobytes())
+                pending, size = [], 0
+        if pending:
+            f.write(np.concatenate(pending).astype(dtype, copy=False).tobytes())
+
+
+__all__ = ["PrepareConfig", "collect_files", "iter_documents", "prepare_dataset"]
