@@ -332,9 +332,20 @@ def prepare_dataset(config: PrepareConfig | dict[str, Any] | None = None, **kwar
         starts = np.concatenate([[0], np.cumsum(doc_lens)[:-1]])
         lens = np.asarray(doc_lens)
         tokens = np.memmap(tmp_tokens, dtype=np_dtype, mode="r")
-        for name, docs in splits.items():
-            _write_split(out / f"{name}.bin", tokens, starts[docs], lens[docs], np_dtype)
+        tmp_bins = []
+        try:
+            for name, docs in splits.items():
+                tmp_bins.append(_write_split(out / f"{name}.bin", tokens, starts[docs], lens[docs]))
+        except BaseException:
+            for tmp, _ in tmp_bins:
+                tmp.unlink(missing_ok=True)
+            raise
         del tokens
+        # Both splits are complete on disk. Drop the old meta.json first: a crash between
+        # the renames leaves a folder that says "re-run prepare", never a mixed dataset.
+        (out / "meta.json").unlink(missing_ok=True)
+        for tmp, final in tmp_bins:
+            os.replace(tmp, final)
         num_tokens = {k: int(lens[v].sum()) for k, v in splits.items()}
     finally:
         tmp_tokens.unlink(missing_ok=True)
@@ -370,20 +381,29 @@ def _encode_batch(tok, texts: list[str], workers: int | None) -> list:
     return tok.encode_batch(texts, num_workers=workers, allowed_special="none")
 
 
-def _write_split(path: Path, tokens: np.ndarray, starts, lens, dtype, buf_tokens=1 << 22) -> None:
-    """Copy documents ``tokens[s:s+l]`` in the given order into ``path``, atomically."""
-    from legollm.core.utils import atomic_write
+def _write_split(path: Path, tokens: np.ndarray, starts, lens, buf_tokens=1 << 22):
+    """Copy documents ``tokens[s:s+l]``, in the given order, into a temp file beside
+    ``path``; returns ``(tmp, path)`` for the caller to rename once every split is done."""
+    from legollm.core.utils import atomic_path
 
-    with atomic_write(path, "wb") as f:
-        pending, size = [], 0
-        for s, n in zip(starts.tolist(), lens.tolist(), strict=True):
-            pending.append(tokens[s : s + n])
-            size += n
-            if size >= buf_tokens:
-                f.write(np.concatenate(pending).astype(dtype, copy=False).tobytes())
-                pending, size = [], 0
-        if pending:
-            f.write(np.concatenate(pending).astype(dtype, copy=False).tobytes())
+    tmp, final = atomic_path(path)
+    try:
+        with open(tmp, "wb") as f:
+            pending, size = [], 0
+            for s, n in zip(starts.tolist(), lens.tolist(), strict=True):
+                pending.append(tokens[s : s + n])  # a view of the memmap: no copy yet
+                size += n
+                if size >= buf_tokens:
+                    f.write(np.concatenate(pending).tobytes())
+                    pending, size = [], 0
+            if pending:
+                f.write(np.concatenate(pending).tobytes())
+            f.flush()
+            os.fsync(f.fileno())
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return tmp, final
 
 
 __all__ = ["PrepareConfig", "collect_files", "iter_documents", "prepare_dataset"]

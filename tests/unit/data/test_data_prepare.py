@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from legollm.cli.data import prepare_main
-from legollm.core.exceptions import ConfigError
+from legollm.core.exceptions import ConfigError, DataError
 from legollm.data import TokenDataLoader, load_tokenizer, prepare_dataset, read_meta
 from legollm.data.prepare import PrepareConfig, iter_documents
 
@@ -161,3 +161,14 @@ def test_yaml_config_with_flag_override(corpus, tmp_path, capsys):
     cfg.write_text("inputs: [x]\noutput_dir: y\nbogus: 1\n")
     assert prepare_main(["--config", str(cfg)]) == 1
     assert "unknown prepare config field(s) ['bogus']" in capsys.readouterr().err
+
+
+def test_failed_prepare_leaves_the_previous_dataset_untouched(corpus, tmp_path):
+    out = prepare_dataset(inputs=[str(corpus)], output_dir=str(tmp_path / "o"), split="paragraph")
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    with open(corpus / "c.jsonl", "a") as f:
+        f.write('{"text": "fine"}\n{"body": "no text field"}\n')
+    with pytest.raises(DataError, match=r"c.jsonl:12 has no string field 'text'"):
+        prepare_dataset(inputs=[str(corpus)], output_dir=str(out), split="paragraph")
+    after = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    assert after == before  # same files, same bytes, no temp files left
