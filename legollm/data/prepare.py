@@ -20,6 +20,7 @@ import json
 import os
 import re
 import shutil
+from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +41,7 @@ from legollm.data.tokenizer_spec import (
 )
 
 TEXT_EXTENSIONS = [".txt", ".md", ".rst", ".text", ".jsonl"]
+READ_BLOCK = 1 << 18  # characters read at a time when splitting a text file
 SPLIT_MODES = {"file": None, "paragraph": r"\n[ \t]*\n\s*", "line": r"\n"}
 
 
@@ -137,7 +139,7 @@ def _separator(split: str) -> re.Pattern | None:
         raise ConfigError(f"split regex {pat!r} does not compile: {e}") from e
 
 
-def _pieces(f, sep: re.Pattern | None, block: int = 1 << 20) -> Iterator[tuple[str, str]]:
+def _pieces(f, sep: re.Pattern | None, block: int = READ_BLOCK) -> Iterator[tuple[str, str]]:
     """Yield (text, separator-after-it) from a text stream, reading ``block`` chars at a time."""
     if sep is None:
         yield f.read(), ""
@@ -305,7 +307,7 @@ def prepare_dataset(config: PrepareConfig | dict[str, Any] | None = None, **kwar
         if spec.get(key):
             spec[key] = _copy_into(spec[key], out)
     tmp_tokens = out / ".tokens.tmp"
-    doc_lens: list[int] = []
+    doc_lens = array("q")  # 8 bytes per document, however many there are
     eot_arr = np.array([eot], dtype=np_dtype)
     workers = config.num_workers if config.num_workers is not None else os.cpu_count()
     try:
@@ -316,7 +318,7 @@ def prepare_dataset(config: PrepareConfig | dict[str, Any] | None = None, **kwar
                 for ids in encoded:
                     parts += [np.asarray(ids, dtype=np_dtype), eot_arr]
                     doc_lens.append(len(ids) + 1)
-                f.write(np.concatenate(parts).tobytes())
+                f.write(np.concatenate(parts))
         if not doc_lens:
             raise DataError(f"the inputs hold no documents: {[str(p) for p in files]}")
 
@@ -329,13 +331,17 @@ def prepare_dataset(config: PrepareConfig | dict[str, Any] | None = None, **kwar
         if config.val_fraction > 0 and n >= 2:
             n_val = min(max(n_val, 1), n - 1)
         splits = {"val": order[:n_val], "train": order[n_val:]}
-        starts = np.concatenate([[0], np.cumsum(doc_lens)[:-1]])
-        lens = np.asarray(doc_lens)
+        lens = np.frombuffer(doc_lens, dtype=np.int64)
+        starts = np.concatenate([[0], np.cumsum(lens)[:-1]])
         tokens = np.memmap(tmp_tokens, dtype=np_dtype, mode="r")
         tmp_bins = []
         try:
             for name, docs in splits.items():
-                tmp_bins.append(_write_split(out / f"{name}.bin", tokens, starts[docs], lens[docs]))
+                tmp_bins.append(
+                    _write_split(
+                        out / f"{name}.bin", tokens, starts[docs], lens[docs], config.chunk_chars
+                    )
+                )
         except BaseException:
             for tmp, _ in tmp_bins:
                 tmp.unlink(missing_ok=True)
@@ -381,7 +387,7 @@ def _encode_batch(tok, texts: list[str], workers: int | None) -> list:
     return tok.encode_batch(texts, num_workers=workers, allowed_special="none")
 
 
-def _write_split(path: Path, tokens: np.ndarray, starts, lens, buf_tokens=1 << 22):
+def _write_split(path: Path, tokens: np.ndarray, starts, lens, buf_tokens=1 << 20):
     """Copy documents ``tokens[s:s+l]``, in the given order, into a temp file beside
     ``path``; returns ``(tmp, path)`` for the caller to rename once every split is done."""
     from legollm.core.utils import atomic_path
@@ -394,10 +400,10 @@ def _write_split(path: Path, tokens: np.ndarray, starts, lens, buf_tokens=1 << 2
                 pending.append(tokens[s : s + n])  # a view of the memmap: no copy yet
                 size += n
                 if size >= buf_tokens:
-                    f.write(np.concatenate(pending).tobytes())
+                    f.write(np.concatenate(pending))  # buffer protocol: no extra copy
                     pending, size = [], 0
             if pending:
-                f.write(np.concatenate(pending).tobytes())
+                f.write(np.concatenate(pending))  # buffer protocol: no extra copy
             f.flush()
             os.fsync(f.fileno())
     except BaseException:

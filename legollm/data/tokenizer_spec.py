@@ -78,14 +78,13 @@ class CharTokenizer:
     def _encode_np(self, text: str) -> np.ndarray:
         # (N,) code points: utf-32 is one fixed-width unit per character
         cps = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
-        ids = np.searchsorted(self._codes, cps)
-        bad = (ids >= len(self._codes)) | (
-            self._codes[np.minimum(ids, len(self._codes) - 1)] != cps
-        )
+        ids = np.searchsorted(self._codes, cps)  # (N,) int64, in place from here on
+        np.minimum(ids, len(self._codes) - 1, out=ids)  # unknown chars past the end
+        bad = self._codes[ids] != cps  # a code point that is not in the vocabulary
         if bad.any():
             c = chr(int(cps[int(np.argmax(bad))]))
             raise TokenizerError(f"char tokenizer: character {c!r} is not in its vocabulary")
-        return ids.astype(np.int64)
+        return ids
 
     def decode(self, ids: Iterable[int]) -> str:
         try:

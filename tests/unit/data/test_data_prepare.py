@@ -91,8 +91,10 @@ def test_small_chunks_give_the_same_bytes(corpus, tmp_path):
 
 
 def test_paragraph_split_across_read_blocks(tmp_path):
-    """A separator straddling the 1 MiB read block must still split documents correctly."""
-    para = "x" * ((1 << 20) - 1)
+    """A separator straddling the read block must still split documents correctly."""
+    from legollm.data.prepare import READ_BLOCK
+
+    para = "x" * (READ_BLOCK - 1)
     (tmp_path / "big.txt").write_text(para + "\n\n" + "tail paragraph\n\n\nlast")
     cfg = PrepareConfig(inputs=[str(tmp_path / "big.txt")], output_dir="-", split="paragraph")
     assert list(iter_documents(cfg)) == [para, "tail paragraph", "last"]
@@ -172,3 +174,24 @@ def test_failed_prepare_leaves_the_previous_dataset_untouched(corpus, tmp_path):
         prepare_dataset(inputs=[str(corpus)], output_dir=str(out), split="paragraph")
     after = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
     assert after == before  # same files, same bytes, no temp files left
+
+
+def test_memory_stays_bounded_by_the_chunk_not_the_corpus(tmp_path):
+    """A 12 MB corpus prepared in 64 K-character chunks must not hold the corpus in RAM."""
+    import tracemalloc
+
+    para = "All the world's a stage, and all the men and women merely players. " * 3
+    n = 12_000_000 // (len(para) + 2)
+    (tmp_path / "big.txt").write_text("\n\n".join([para] * n))
+    cfg = dict(inputs=[str(tmp_path / "big.txt")], output_dir=str(tmp_path / "o"),
+               split="paragraph", max_doc_chars=20_000, chunk_chars=64_000)  # fmt: skip
+    tracemalloc.start()
+    try:
+        out = prepare_dataset(**cfg)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert sum(read_meta(out)["num_tokens"].values()) > 11_000_000
+    assert (
+        peak < 4_000_000
+    )  # a third of the text, a sixth of the .bin, f"peak {peak / 1e6:.1f} MB for a 12 MB corpus"
