@@ -128,7 +128,8 @@ def load_tokenizer(spec: dict[str, Any], base_dir: str | os.PathLike[str] | None
         tok = RegexBPETokenizer.from_tiktoken(spec["path"], _pattern(spec.get("pattern")), specials)
     else:
         tok = RegexBPETokenizer()
-        tok.load(spec["path"])
+        loaded = tok.load(spec["path"])  # a classmethod returns the tokenizer; a method fills tok
+        tok = loaded if loaded is not None else tok
     if specials and kind != "tiktoken":
         tok.register_special_tokens(specials)
     return tok
