@@ -48,26 +48,45 @@ def _download(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- prepare
 
 
+_PREPARE_HELP = {
+    "inputs": "text/JSONL files or folders (searched recursively)",
+    "output_dir": "folder for train.bin, val.bin and meta.json",
+    "tokenizer": "char | gpt2 | tiktoken | legollm (default char)",
+    "tokenizer_path": "the .tiktoken rank file or the LegoLLM tokenizer file",
+    "encoder_json": "GPT-2 encoder.json",
+    "vocab_bpe": "GPT-2 vocab.bpe",
+    "pattern": "tiktoken split pattern: gpt2, gpt4 (default) or a regex",
+    "special_tokens": "JSON, e.g. '{\"<|endoftext|>\": 50256}'",
+    "split": "documents of a text file: file (default) | paragraph | line | regex:PATTERN",
+    "max_doc_chars": "group consecutive pieces into documents of about this many characters",
+    "text_field": "JSONL field holding the text (default text)",
+    "val_fraction": "share of documents for val.bin (default 0.1)",
+    "seed": "seed of the document shuffle (default 1337)",
+    "shuffle": "shuffle documents before the split (default on)",
+    "dtype": "auto (default) | uint16 | uint32",
+    "num_workers": "tokenizer processes (default: all cores)",
+    "chunk_chars": "characters tokenized per batch; bounds memory (default 4,000,000)",
+    "extensions": "file suffixes read from folders",
+}
+
+
 def _add_prepare_args(p: argparse.ArgumentParser) -> None:
     from legollm.data.prepare import PrepareConfig
 
     p.add_argument("--config", help="YAML file of prepare fields; flags override it")
     hints = typing.get_type_hints(PrepareConfig)
     for f in dataclasses.fields(PrepareConfig):
-        flag = "--" + f.name.replace("_", "-")
-        hint = str(hints[f.name])
+        flag, hint = "--" + f.name.replace("_", "-"), str(hints[f.name])
+        kw: dict = {"default": None, "help": _PREPARE_HELP.get(f.name)}
         if f.name in ("inputs", "extensions"):
-            p.add_argument(flag, nargs="+", default=None, help=f"{f.name} (list)")
-        elif f.name == "special_tokens":
-            p.add_argument(flag, default=None, help="JSON, e.g. '{\"<|endoftext|>\": 50256}'")
+            kw["nargs"] = "+"
         elif hint == "<class 'bool'>":
-            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=None)
-        elif "int" in hint:
-            p.add_argument(flag, type=int, default=None)
+            kw["action"] = argparse.BooleanOptionalAction
+        elif "int" in hint and f.name != "special_tokens":
+            kw["type"] = int
         elif "float" in hint:
-            p.add_argument(flag, type=float, default=None)
-        else:
-            p.add_argument(flag, default=None)
+            kw["type"] = float
+        p.add_argument(flag, **kw)
 
 
 def _prepare(args: argparse.Namespace) -> int:
