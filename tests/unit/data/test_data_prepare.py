@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import json
+import re
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from legollm.cli.data import prepare_main
 from legollm.core.exceptions import ConfigError, DataError
@@ -195,3 +199,15 @@ def test_memory_stays_bounded_by_the_chunk_not_the_corpus(tmp_path):
     assert (
         peak < 4_000_000
     )  # a third of the text, a sixth of the .bin, f"peak {peak / 1e6:.1f} MB for a 12 MB corpus"
+
+
+@settings(max_examples=200, deadline=None)
+@given(text=st.text(alphabet="ab \n\t", max_size=80), block=st.integers(1, 9))
+def test_streamed_split_equals_splitting_the_whole_text(text, block):
+    """Reading in blocks of any size gives the pieces re.split gives on the whole string."""
+    from legollm.data.prepare import SPLIT_MODES, _pieces
+
+    sep = re.compile(SPLIT_MODES["paragraph"])
+    got = [t for t, _ in _pieces(io.StringIO(text), sep, block=block)]
+    want = sep.split(text)
+    assert [g for g in got if g] == [w for w in want if w]
