@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,13 @@ import numpy as np
 
 from legollm.core.exceptions import DataError
 from legollm.data.meta import DTYPES, SPLITS, read_meta
-from legollm.data.prepare import PrepareConfig, collect_files, iter_documents
+from legollm.data.prepare import (
+    PrepareConfig,
+    _batches,
+    _encode_batch,
+    collect_files,
+    iter_documents,
+)
 
 _WORD = re.compile(r"\S+")
 
@@ -36,19 +41,23 @@ def summarize_text(
     chars = byts = lines = words = docs = 0
     distinct: set[str] = set()
     doc_chars: list[int] = []
-    tokens, freq = 0, Counter()
-    for doc in iter_documents(cfg, files):
-        docs += 1
-        chars += len(doc)
-        byts += len(doc.encode("utf-8"))
-        lines += doc.count("\n") + (not doc.endswith("\n"))
-        words += len(_WORD.findall(doc))
-        distinct.update(doc)
-        doc_chars.append(len(doc))
-        if tokenizer is not None:
-            ids = tokenizer.encode_ordinary(doc)
-            tokens += len(ids)
-            freq.update(ids)
+    tokens, counts = 0, np.zeros(0, dtype=np.int64)  # counts[id] = occurrences
+    for batch in _batches(iter_documents(cfg, files), 1_000_000):
+        if tokenizer is not None:  # whole batches: the tokenizer may use all cores
+            for ids in _encode_batch(tokenizer, batch, None):
+                c = np.bincount(np.asarray(ids, dtype=np.int64))
+                if len(c) > len(counts):
+                    counts = np.pad(counts, (0, len(c) - len(counts)))
+                counts[: len(c)] += c
+                tokens += len(ids)
+        for doc in batch:
+            docs += 1
+            chars += len(doc)
+            byts += len(doc.encode("utf-8"))
+            lines += doc.count("\n") + (not doc.endswith("\n"))
+            words += len(_WORD.findall(doc))
+            distinct.update(doc)
+            doc_chars.append(len(doc))
     out: dict[str, Any] = {
         "files": [str(f) for f in files],
         "documents": docs,
@@ -62,7 +71,10 @@ def summarize_text(
     if tokenizer is not None:
         out["tokens"] = tokens
         out["bytes_per_token"] = byts / tokens if tokens else 0.0
-        out["top_tokens"] = [(int(i), tokenizer.decode([i]), n) for i, n in freq.most_common(top_k)]
+        top = np.argsort(-counts, kind="stable")[:top_k]  # ties: smaller id first
+        out["top_tokens"] = [
+            (int(i), tokenizer.decode([int(i)]), int(counts[i])) for i in top if counts[i]
+        ]
     return out
 
 
