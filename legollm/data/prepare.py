@@ -20,6 +20,7 @@ import json
 import os
 import re
 import shutil
+import tempfile
 from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -306,41 +307,26 @@ def prepare_dataset(config: PrepareConfig | dict[str, Any] | None = None, **kwar
     for key in ("encoder_json", "vocab_bpe", "path"):
         if spec.get(key):
             spec[key] = _copy_into(spec[key], out)
-    tmp_tokens = out / ".tokens.tmp"
-    doc_lens = array("q")  # 8 bytes per document, however many there are
-    eot_arr = np.array([eot], dtype=np_dtype)
+    fd, tmp_name = tempfile.mkstemp(dir=out, prefix=".tokens.", suffix=".tmp")
+    os.close(fd)
+    tmp_tokens = Path(tmp_name)
     workers = config.num_workers if config.num_workers is not None else os.cpu_count()
     try:
-        with open(tmp_tokens, "wb") as f:
-            for batch in _batches(iter_documents(config, files), config.chunk_chars):
-                encoded = _encode_batch(tok, batch, workers)
-                parts = []
-                for ids in encoded:
-                    parts += [np.asarray(ids, dtype=np_dtype), eot_arr]
-                    doc_lens.append(len(ids) + 1)
-                f.write(np.concatenate(parts))
-        if not doc_lens:
+        docs = iter_documents(config, files)
+        lens = _tokenize_to(tmp_tokens, tok, docs, eot, np_dtype, config.chunk_chars, workers)
+        if not len(lens):
             raise DataError(f"the inputs hold no documents: {[str(p) for p in files]}")
 
         # 4. seeded document shuffle, split by documents, copy out
-        n = len(doc_lens)
-        order = (
-            np.random.default_rng(config.seed).permutation(n) if config.shuffle else np.arange(n)
-        )
-        n_val = round(n * config.val_fraction)
-        if config.val_fraction > 0 and n >= 2:
-            n_val = min(max(n_val, 1), n - 1)
-        splits = {"val": order[:n_val], "train": order[n_val:]}
-        lens = np.frombuffer(doc_lens, dtype=np.int64)
-        starts = np.concatenate([[0], np.cumsum(lens)[:-1]])
+        splits = split_documents(len(lens), config.val_fraction, config.seed, config.shuffle)
+        starts = np.concatenate([[0], np.cumsum(lens)[:-1]])  # (n_docs,) offsets in tmp
         tokens = np.memmap(tmp_tokens, dtype=np_dtype, mode="r")
         tmp_bins = []
         try:
-            for name, docs in splits.items():
+            for name, idx in splits.items():
+                path = out / f"{name}.bin"
                 tmp_bins.append(
-                    _write_split(
-                        out / f"{name}.bin", tokens, starts[docs], lens[docs], config.chunk_chars
-                    )
+                    _write_split(path, tokens, starts[idx], lens[idx], config.chunk_chars)
                 )
         except BaseException:
             for tmp, _ in tmp_bins:
@@ -373,6 +359,36 @@ def prepare_dataset(config: PrepareConfig | dict[str, Any] | None = None, **kwar
     }
     write_meta(out, meta)
     return out
+
+
+def _tokenize_to(path: Path, tok, docs, eot: int, dtype, chunk_chars: int, workers) -> np.ndarray:
+    """Tokenize ``docs`` chunk by chunk into ``path``, each followed by ``eot``.
+
+    Returns the token count of every document (end-of-text included), in order.
+    """
+    doc_lens = array("q")  # 8 bytes per document, however many there are
+    eot_arr = np.array([eot], dtype=dtype)
+    with open(path, "wb") as f:
+        for batch in _batches(docs, chunk_chars):
+            parts = []
+            for ids in _encode_batch(tok, batch, workers):
+                parts += [np.asarray(ids, dtype=dtype), eot_arr]
+                doc_lens.append(len(ids) + 1)
+            f.write(np.concatenate(parts))  # buffer protocol: no extra copy
+    return np.frombuffer(doc_lens, dtype=np.int64) if doc_lens else np.zeros(0, np.int64)
+
+
+def split_documents(n: int, val_fraction: float, seed: int, shuffle: bool = True) -> dict:
+    """Document indices of each split: a seeded permutation, the first share to val.
+
+    Whole documents go to one split or the other, so no text leaks between them. With
+    at least two documents and ``val_fraction > 0`` each split gets at least one.
+    """
+    order = np.random.default_rng(seed).permutation(n) if shuffle else np.arange(n)
+    n_val = round(n * val_fraction)
+    if val_fraction > 0 and n >= 2:
+        n_val = min(max(n_val, 1), n - 1)
+    return {"val": order[:n_val], "train": order[n_val:]}
 
 
 def _abs_paths(spec: dict[str, Any], out: Path) -> dict[str, str]:
@@ -412,4 +428,10 @@ def _write_split(path: Path, tokens: np.ndarray, starts, lens, buf_tokens=1 << 2
     return tmp, final
 
 
-__all__ = ["PrepareConfig", "collect_files", "iter_documents", "prepare_dataset"]
+__all__ = [
+    "PrepareConfig",
+    "collect_files",
+    "iter_documents",
+    "prepare_dataset",
+    "split_documents",
+]
