@@ -1,0 +1,70 @@
+"""From a TrainConfig to a ready Trainer: data, model, loaders, distributed, resume.
+
+Used by ``legollm train``, ``scripts/train.py`` and ``legollm demo``. Every check that
+can fail (missing data, vocab or block size mismatch, a checkpoint from another
+config) runs here, before the first step.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from legollm.core.exceptions import DataError, TrainingError
+from legollm.training.config import TrainConfig
+from legollm.training.distributed import init_distributed
+from legollm.training.presets import model_preset
+from legollm.training.trainer import Trainer, resolve_device
+
+
+def model_config_dict(cfg: TrainConfig, meta: dict[str, Any]) -> dict[str, Any]:
+    """The ModelConfig fields for this run: the preset or dict, sized from the data."""
+    d = model_preset(cfg.model) if isinstance(cfg.model, str) else dict(cfg.model)
+    d.setdefault("vocab_size", int(meta["vocab_size"]))
+    d.setdefault("context_length", cfg.block_size)
+    return d
+
+
+def build_trainer(cfg: TrainConfig, *, resume: bool = False) -> Trainer:
+    """Build the model and loaders described by ``cfg`` (and resume from its run_dir)."""
+    from legollm.data.loader import TokenDataLoader
+    from legollm.data.meta import read_meta
+    from legollm.models import DecoderLM, ModelConfig
+
+    info = init_distributed()
+    data = Path(cfg.data_dir)
+    if not cfg.data_dir or not data.is_dir():
+        raise DataError(
+            f"data dir {str(data)!r} not found; prepare one first "
+            "(legollm data prepare / data-prepare --config ...) and set data_dir"
+        )
+    meta = read_meta(data)
+    if not (data / "train.bin").is_file():
+        raise DataError(f"{data} has no train.bin; re-run data-prepare")
+    torch.manual_seed(cfg.seed)  # the same initial weights on every rank and every run
+    model = DecoderLM(ModelConfig.from_dict(model_config_dict(cfg, meta)))
+    device = resolve_device(cfg.device, info.local_rank)
+    common = dict(
+        batch_size=cfg.batch_size,
+        block_size=cfg.block_size,
+        seed=cfg.seed,
+        rank=info.rank,
+        world_size=info.world_size,
+        device=device,
+    )
+    train = TokenDataLoader(data, split="train", mode=cfg.loader_mode, **common)
+    val = None
+    if (data / "val.bin").is_file() and meta["num_tokens"].get("val", 0) > cfg.block_size:
+        val = TokenDataLoader(data, split="val", mode="sequential", **common)
+    trainer = Trainer(model, cfg, train, val, run_dir=cfg.run_dir, tokenizer=meta["tokenizer"])
+    if resume:
+        ckpt = Path(cfg.run_dir) / "latest.pt"
+        if not ckpt.is_file():
+            raise TrainingError(f"--resume: no checkpoint at {ckpt}; train without --resume first")
+        trainer.resume(ckpt)
+    return trainer
+
+
+__all__ = ["build_trainer", "model_config_dict"]

@@ -1,0 +1,410 @@
+"""The training loop: one optimizer step = ``grad_accum_steps`` micro-batches.
+
+What one step does, and why:
+
+1. Set the learning rate from the schedule (a pure function of the step, so resuming
+   needs only the step number).
+2. Fetch all micro-batches first and count their real targets (``y != -100``), summed
+   over micro-steps and ranks. Each micro-step's *summed* loss is divided by that global
+   count, so the gradient is that of the mean loss over every real token of the global
+   batch, whatever the padding, accumulation or number of ranks
+   (``loss_normalization="tokens"``). ``"micro_steps"`` divides each micro-batch mean by
+   the number of micro-steps instead (nanoGPT's rule; equal when nothing is padded).
+3. Backward each micro-step; under DDP, gradients are all-reduced only on the last one.
+4. Clip the global gradient norm, step AdamW, zero the grads.
+
+Evaluation runs every ``eval_interval`` steps on the same fixed validation batches,
+then ``latest.pt`` is written (and ``best.pt`` when the val loss improved), from rank 0.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from legollm.core.exceptions import ConfigError, TrainingError
+from legollm.training.checkpoint import (
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+    unwrap_model,
+)
+from legollm.training.config import TrainConfig
+from legollm.training.distributed import current_dist_info
+from legollm.training.logging import (
+    ProgressBar,
+    RunLogger,
+    flops_per_token,
+    peak_flops,
+    plot_metrics,
+    read_metrics,
+)
+from legollm.training.optim import build_optimizer
+from legollm.training.schedule import lr_at
+
+IGNORE_INDEX = -100
+
+
+def resolve_device(name: str = "auto", local_rank: int = 0) -> torch.device:
+    """The one device policy: CUDA if present, then Apple MPS, then CPU."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            name = "cuda"
+        elif torch.backends.mps.is_available():
+            name = "mps"
+        else:
+            name = "cpu"
+    if name == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError("device=cuda but no CUDA GPU is visible; use device=auto or cpu")
+        return torch.device("cuda", local_rank)
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError("device=mps but MPS is not available; use device=auto or cpu")
+    return torch.device(name)
+
+
+def resolve_precision(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype (None = plain fp32). ``auto`` is bf16 on CUDA GPUs that have it."""
+    if precision == "auto":
+        ok = device.type == "cuda" and torch.cuda.is_bf16_supported()
+        return torch.bfloat16 if ok else None
+    if precision == "fp16" and device.type != "cuda":
+        raise ConfigError("precision=fp16 (with GradScaler) needs CUDA; use bf16 or fp32")
+    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+
+
+class Trainer:
+    """Trains a ``DecoderLM``-like model: ``model(x, targets=y, loss_reduction=...)``
+    returns ``(logits, loss)``.
+
+    ``train_loader`` / ``val_loader`` are :class:`~legollm.data.loader.TokenDataLoader`
+    (anything with ``next_batch``, ``eval_batches``, ``state_dict``, ``load_state_dict``).
+    ``tokenizer`` is the data's tokenizer spec, stored in checkpoints for generation.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        config: TrainConfig,
+        train_loader: Any,
+        val_loader: Any = None,
+        run_dir: str | Path | None = None,
+        tokenizer: dict[str, Any] | None = None,
+    ):
+        self.config = config
+        self.run_dir = Path(run_dir or config.run_dir)
+        self.dist = current_dist_info()
+        self.device = resolve_device(config.device, self.dist.local_rank)
+        if config.threads and self.device.type == "cpu":
+            torch.set_num_threads(config.threads)
+        self.raw_model = unwrap_model(model).to(self.device)
+        self.train_loader, self.val_loader = train_loader, val_loader
+        self.tokenizer = tokenizer
+        self._check_data_fits_model()
+
+        self.autocast_dtype = resolve_precision(config.precision, self.device)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.autocast_dtype == torch.float16)
+        self.optimizer = build_optimizer(
+            self.raw_model,
+            lr=config.lr,
+            weight_decay=config.weight_decay,
+            betas=(config.beta1, config.beta2),
+            eps=config.eps,
+            device_type=self.device.type,
+            fused=config.fused_optimizer,
+        )
+        self.model: nn.Module = self.raw_model
+        self._compiled = False
+        if config.compile:
+            self.model, self._compiled = torch.compile(self.raw_model), True
+        if self.dist.is_distributed:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.model = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
+
+        self.step = 0
+        self.best_val_loss = math.inf
+        self.history: list[dict[str, Any]] = []  # every logged record, also on non-zero ranks
+        self._skip_eval_at: int | None = None
+        self.is_main = self.dist.is_main
+        self.logger: RunLogger | None = None
+        self.tokens_per_step = (
+            config.batch_size * config.block_size * config.grad_accum_steps * self.dist.world_size
+        )
+
+    # ------------------------------------------------------------------ checks
+    def _check_data_fits_model(self) -> None:
+        """Fail before the first step when the data cannot go through this model."""
+        mcfg = getattr(self.raw_model, "config", None)
+        vocab = getattr(mcfg, "vocab_size", None)
+        ctx = getattr(mcfg, "context_length", None)
+        data_vocab = getattr(self.train_loader, "vocab_size", None)
+        if vocab is not None and data_vocab is not None and data_vocab > vocab:
+            raise TrainingError(
+                f"the data uses ids up to {data_vocab - 1} (vocab_size {data_vocab} in "
+                f"meta.json) but the model's vocab_size is {vocab}; set model vocab_size >= "
+                f"{data_vocab} (or leave it unset to take the data's)"
+            )
+        block = getattr(self.train_loader, "block_size", self.config.block_size)
+        if ctx is not None and block > ctx:
+            raise TrainingError(
+                f"block_size {block} is larger than the model's context_length {ctx}; "
+                f"lower block_size or raise context_length"
+            )
+
+    # ------------------------------------------------------------------ one step
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if self.autocast_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.autocast_dtype)
+
+    def _all_reduce(self, t: torch.Tensor) -> torch.Tensor:
+        if self.dist.is_distributed:
+            dist.all_reduce(t)
+        return t
+
+    def train_step(self) -> torch.Tensor:
+        """One optimizer step. Returns this rank's share of the step's mean loss (a tensor:
+        no host sync here)."""
+        cfg = self.config
+        lr = lr_at(self.step, cfg)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        batches = [self.train_loader.next_batch() for _ in range(cfg.grad_accum_steps)]
+        by_tokens = cfg.loss_normalization == "tokens"
+        if by_tokens:
+            count = sum((y != IGNORE_INDEX).sum() for _, y in batches).float()  # type: ignore[union-attr]
+            count = self._all_reduce(count).clamp(min=1.0)
+            scale = self.dist.world_size / count  # DDP averages over ranks: undo that
+        else:
+            scale = 1.0 / cfg.grad_accum_steps
+        reported = torch.zeros((), device=self.device)
+        last = len(batches) - 1
+        for i, (x, y) in enumerate(batches):
+            sync = i == last or not self.dist.is_distributed
+            ctx = contextlib.nullcontext() if sync else self.model.no_sync()  # type: ignore[operator]
+            with ctx:
+                with self._autocast():
+                    if by_tokens:
+                        _, loss = self.model(x, targets=y, loss_reduction="sum")
+                    else:
+                        _, loss = self.model(x, targets=y)
+                    loss = loss.float() * scale
+                self.scaler.scale(loss).backward()
+            reported += loss.detach() / self.dist.world_size  # all-reduce sums the shares
+        if cfg.grad_clip > 0:
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.raw_model.parameters(), cfg.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
+        return reported
+
+    def _first_step_with_fallback(self) -> torch.Tensor:
+        """Run the first step compiled; if compilation fails, warn and run it eagerly."""
+        loader_state, rng = self.train_loader.state_dict(), rng_state()
+        try:
+            return self.train_step()
+        except Exception as e:  # torch.compile raises many types; fall back on any
+            self._print(f"torch.compile failed ({type(e).__name__}: {e}); training uneagerly")
+            self._compiled = False
+            self.optimizer.zero_grad(set_to_none=True)
+            self.train_loader.load_state_dict(loader_state)
+            set_rng_state(rng)
+            self.model = self.raw_model
+            if self.dist.is_distributed:
+                ids = [self.device.index] if self.device.type == "cuda" else None
+                self.model = nn.parallel.DistributedDataParallel(self.raw_model, device_ids=ids)
+            return self.train_step()
+
+    # ------------------------------------------------------------------ evaluation
+    @torch.no_grad()
+    def evaluate(self, n_batches: int | None = None) -> float:
+        """Mean loss per real token over the same fixed validation batches every time."""
+        if self.val_loader is None:
+            raise TrainingError("evaluate() needs a val_loader")
+        n = self.config.eval_iters if n_batches is None else n_batches
+        self.raw_model.eval()
+        total = torch.zeros((), device=self.device)
+        count = torch.zeros((), device=self.device)
+        for x, y in self.val_loader.eval_batches(n):
+            with self._autocast():
+                _, loss = self.raw_model(x, targets=y, loss_reduction="sum")
+            total += loss.float()
+            count += (y != IGNORE_INDEX).sum()
+        self.raw_model.train()
+        self._all_reduce(total)
+        self._all_reduce(count)
+        return (total / count.clamp(min=1)).item()
+
+    # ------------------------------------------------------------------ state
+    def state_dict(self) -> dict[str, Any]:
+        """The checkpoint dict (plain data; see legollm.training.checkpoint)."""
+        mcfg = getattr(self.raw_model, "config", None)
+        return {
+            "model": self.raw_model.state_dict(),
+            "model_config": mcfg.to_dict() if hasattr(mcfg, "to_dict") else None,
+            "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
+            "step": self.step,
+            "rng": rng_state(),
+            "loader": self.train_loader.state_dict(),
+            "best_val_loss": self.best_val_loss,
+            "train_config": self.config.to_dict(),
+            "tokenizer": self.tokenizer,
+        }
+
+    def save(self, name: str = "latest.pt") -> Path:
+        return save_checkpoint(self.run_dir / name, self.state_dict())
+
+    def resume(self, path: str | Path) -> Trainer:
+        """Continue from a checkpoint file or a run dir (its ``latest.pt``), exactly."""
+        ckpt = load_checkpoint(path, map_location="cpu")
+        mcfg = getattr(self.raw_model, "config", None)
+        mine = mcfg.to_dict() if hasattr(mcfg, "to_dict") else None
+        if mine is not None and ckpt["model_config"] != mine:
+            diff = sorted(k for k in mine if ckpt["model_config"].get(k) != mine[k])
+            raise TrainingError(
+                f"checkpoint {path} was trained with a different model config (differs in "
+                f"{diff}); resume with the same model settings or start a new run_dir"
+            )
+        self.raw_model.load_state_dict(ckpt["model"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        if ckpt.get("scaler") and self.scaler.is_enabled():
+            self.scaler.load_state_dict(ckpt["scaler"])
+        self.train_loader.load_state_dict(ckpt["loader"])
+        self.step = int(ckpt["step"])
+        self.best_val_loss = float(ckpt["best_val_loss"])
+        set_rng_state(ckpt["rng"])
+        self._skip_eval_at = self.step  # evaluated (and saved) right before that checkpoint
+        if self.is_main:
+            self._truncate_metrics(self.step)
+        return self
+
+    def _truncate_metrics(self, step: int) -> None:
+        """Drop records a crashed run logged after its last checkpoint (they are replayed)."""
+        path = self.run_dir / "metrics.jsonl"
+        kept = [r for r in read_metrics(path) if r.get("step", 0) <= step]
+        if path.is_file():
+            import json
+
+            from legollm.core.utils import atomic_write
+
+            with atomic_write(path) as f:
+                f.writelines(json.dumps(r) + "\n" for r in kept)
+
+    # ------------------------------------------------------------------ the loop
+    def _print(self, msg: str) -> None:
+        if self.is_main:
+            print(msg, flush=True)
+
+    def _log(self, record: dict[str, Any]) -> None:
+        self.history.append(record)
+        if self.logger is not None:
+            self.logger.log(record)
+
+    def _checkpoint_point(self, bar: ProgressBar) -> None:
+        record: dict[str, Any] = {"step": self.step}
+        improved = False
+        if self.val_loader is not None and self.config.eval_iters > 0:
+            val = self.evaluate()
+            record["val_loss"] = val
+            improved = val < self.best_val_loss
+            if improved:
+                self.best_val_loss = val
+            bar.write(f"step {self.step}: val loss {val:.4f}")
+        self._log(record)
+        if self.is_main and self.step > 0:
+            self.save("latest.pt")
+            if improved:
+                self.save("best.pt")
+
+    def _mfu(self, tokens_per_s: float) -> float | None:
+        peak = peak_flops(self.device)
+        mcfg = getattr(self.raw_model, "config", None)
+        if peak is None or mcfg is None:
+            return None
+        n_params = sum(p.numel() for p in self.raw_model.parameters())
+        head_dim = getattr(mcfg, "head_dim", None) or mcfg.n_embd // mcfg.n_head
+        fpt = flops_per_token(n_params, mcfg.n_layer, mcfg.n_head, head_dim, self.config.block_size)
+        return fpt * tokens_per_s / peak
+
+    def fit(self) -> dict[str, Any]:
+        """Train until ``max_iters``; returns a summary (final losses, tokens/s, paths)."""
+        cfg = self.config
+        if self.is_main:
+            self.logger = RunLogger(
+                self.run_dir, cfg.tensorboard, cfg.wandb, cfg.wandb_project, cfg.to_dict()
+            )
+        bar = ProgressBar(cfg.max_iters, self.step, enabled=self.is_main and cfg.progress)
+        self.raw_model.train()
+        t_last, steps_since = time.perf_counter(), 0
+        tokens_per_s = 0.0
+        start_step = self.step
+        try:
+            while True:
+                at_end = self.step >= cfg.max_iters
+                if (self.step % cfg.eval_interval == 0 or at_end) and (
+                    self.step != self._skip_eval_at
+                ):
+                    self._checkpoint_point(bar)
+                    t_last = time.perf_counter()
+                if at_end:
+                    break
+                if self._compiled and self.step == start_step:
+                    loss = self._first_step_with_fallback()
+                else:
+                    loss = self.train_step()
+                self.step += 1
+                steps_since += 1
+                if self.step % cfg.log_interval == 0 or self.step == cfg.max_iters:
+                    loss_val = self._all_reduce(loss).item()  # the one host sync
+                    dt = time.perf_counter() - t_last
+                    tokens_per_s = steps_since * self.tokens_per_step / max(dt, 1e-9)
+                    record = {
+                        "step": self.step,
+                        "loss": loss_val,
+                        "lr": lr_at(self.step - 1, cfg),
+                        "tokens_per_s": tokens_per_s,
+                    }
+                    mfu = self._mfu(tokens_per_s)
+                    post = {"loss": f"{loss_val:.4f}", "lr": f"{record['lr']:.2e}"}
+                    post["tok/s"] = f"{tokens_per_s:,.0f}"
+                    if mfu is not None:
+                        record["mfu"] = mfu
+                        post["mfu"] = f"{100 * mfu:.1f}%"
+                    self._log(record)
+                    bar.update(steps_since, **post)
+                    t_last, steps_since = time.perf_counter(), 0
+        finally:
+            bar.close()
+            if self.logger is not None:
+                self.logger.close()
+        plot = None
+        if self.is_main and cfg.plot:
+            plot = self.plot()
+        return {
+            "step": self.step,
+            "train_loss": next((r["loss"] for r in reversed(self.history) if "loss" in r), None),
+            "val_loss": next(
+                (r["val_loss"] for r in reversed(self.history) if "val_loss" in r), None
+            ),
+            "best_val_loss": self.best_val_loss,
+            "tokens_per_s": tokens_per_s,
+            "run_dir": str(self.run_dir),
+            "plot": str(plot) if plot else None,
+        }
+
+    def plot(self) -> Path:
+        """Write ``loss.png`` (train/val loss and lr against step) from metrics.jsonl."""
+        return plot_metrics(self.run_dir / "metrics.jsonl", self.run_dir / "loss.png")
+
+
+__all__ = ["IGNORE_INDEX", "Trainer", "resolve_device", "resolve_precision"]
