@@ -31,7 +31,6 @@ def build_trainer(cfg: TrainConfig, *, resume: bool = False) -> Trainer:
     """Build the model and loaders described by ``cfg`` (and resume from its run_dir)."""
     from legollm.data.loader import TokenDataLoader
     from legollm.data.meta import read_meta
-    from legollm.models import DecoderLM, ModelConfig
 
     info = init_distributed()
     data = Path(cfg.data_dir)
@@ -43,6 +42,8 @@ def build_trainer(cfg: TrainConfig, *, resume: bool = False) -> Trainer:
     meta = read_meta(data)
     if not (data / "train.bin").is_file():
         raise DataError(f"{data} has no train.bin; re-run data-prepare")
+    from legollm.models import DecoderLM, ModelConfig
+
     torch.manual_seed(cfg.seed)  # the same initial weights on every rank and every run
     model = DecoderLM(ModelConfig.from_dict(model_config_dict(cfg, meta)))
     device = resolve_device(cfg.device, info.local_rank)
