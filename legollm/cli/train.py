@@ -1,0 +1,49 @@
+"""``legollm train --config FILE.yaml [key=value ...] [--resume]``.
+
+Multi-GPU: ``torchrun --standalone --nproc_per_node=N -m legollm train --config ...``
+(see legollm/training/distributed.py for multi-node).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train a model from a YAML config (key=value overrides)")
+    p.add_argument("--config", required=True, help="a YAML train config (see configs/train/)")
+    p.add_argument(
+        "overrides", nargs="*", metavar="key=value", help="override fields, e.g. lr=3e-4"
+    )
+    p.add_argument("--resume", action="store_true", help="continue from run_dir/latest.pt")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from legollm.training.config import TrainConfig
+
+    cfg = TrainConfig.from_yaml(args.config, args.overrides)
+    return train_and_report(cfg, resume=args.resume)
+
+
+def train_and_report(cfg, resume: bool = False) -> int:
+    """Build, train, print where things went (rank 0), always leave the process group."""
+    from legollm.training.distributed import cleanup_distributed
+    from legollm.training.run import build_trainer
+
+    try:
+        trainer = build_trainer(cfg, resume=resume)
+        summary = trainer.fit()
+    finally:
+        cleanup_distributed()
+    if trainer.is_main:
+        val = summary["val_loss"]
+        print(
+            f"done: step {summary['step']}, train loss {summary['train_loss']:.4f}"
+            + (f", val loss {val:.4f}" if val is not None else "")
+            + f", {summary['tokens_per_s']:,.0f} tokens/s"
+        )
+        print(f"checkpoint: {trainer.run_dir / 'latest.pt'}")
+        if summary["plot"]:
+            print(f"loss plot:  {summary['plot']}")
+    return 0

@@ -1,0 +1,46 @@
+"""Every shipped config under configs/ parses, and train configs build a valid ModelConfig."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from legollm.training.config import TrainConfig
+
+ROOT = Path(__file__).resolve().parents[2]
+CONFIGS = sorted((ROOT / "configs").rglob("*.yaml"))
+TRAIN = [p for p in CONFIGS if p.parent.name == "train"]
+
+
+def test_the_required_train_configs_ship():
+    names = {p.stem for p in TRAIN}
+    assert {"the_verdict_cpu", "shakespeare_char_cpu", "shakespeare_char_gpu", "gpt2_124m"} <= names
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_config_parses(path):
+    if path.parent.name == "train":
+        TrainConfig.from_yaml(path)
+    elif path.parent.name == "data":
+        from legollm.data.prepare import PrepareConfig
+
+        PrepareConfig.from_yaml(path)
+    else:
+        assert isinstance(yaml.safe_load(path.read_text()), dict)
+
+
+@pytest.mark.parametrize("path", TRAIN, ids=lambda p: p.name)
+def test_train_config_model_is_valid(path):
+    models = pytest.importorskip("legollm.models")
+    from legollm.training.run import model_config_dict
+
+    cfg = TrainConfig.from_yaml(path)
+    mc = models.ModelConfig.from_dict(model_config_dict(cfg, {"vocab_size": 50257}))
+    assert mc.context_length >= cfg.block_size
+
+
+def test_shakespeare_cpu_is_nanogpts_recipe():
+    cfg = TrainConfig.from_yaml(ROOT / "configs/train/shakespeare_char_cpu.yaml")
+    m = cfg.model
+    assert (m["n_layer"], m["n_head"], m["n_embd"], m["dropout"]) == (4, 4, 128, 0.0)
+    assert (cfg.block_size, cfg.batch_size, cfg.max_iters, cfg.lr) == (64, 12, 2000, 1e-3)
