@@ -84,6 +84,7 @@ def main() -> None:
             eval_interval=10**9,
             eval_iters=0,
             log_interval=10**9,
+            save_checkpoints=False,
             progress=False,
             plot=False,
             device="cuda" if cuda else "cpu",

@@ -64,6 +64,7 @@ def main() -> None:
     d = yaml.safe_load((ROOT / "configs/train/shakespeare_char_cpu.yaml").read_text())
     over = [f"data_dir={data}", f"max_iters={args.iters}", f"lr_decay_iters={args.iters}"]
     over += [f"eval_interval={args.iters + 1}", "eval_iters=0", "progress=false", "plot=false"]
+    over += ["save_checkpoints=false"]
     over += [f"log_interval={max(1, args.iters // 10)}", f"compile={args.compile}"]
     over += [f"run_dir={tempfile.mkdtemp(prefix='legollm_bench_')}"]
     cfg = TrainConfig.from_dict(apply_overrides(d, over))

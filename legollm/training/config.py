@@ -54,6 +54,7 @@ class TrainConfig:
     eval_interval: int = 250
     eval_iters: int = 20
     log_interval: int = 10
+    save_checkpoints: bool = True  # latest.pt / best.pt at each eval and at the end
     progress: bool = True
     plot: bool = True
     tensorboard: bool = False
