@@ -1,0 +1,105 @@
+"""`legollm train` end to end on the real DecoderLM: train, resume, load, bad input."""
+
+import pytest
+import torch
+
+from legollm.cli.main import main
+
+models = pytest.importorskip("legollm.models")
+if not hasattr(models, "DecoderLM"):
+    pytest.skip("legollm.models.DecoderLM not available yet", allow_module_level=True)
+
+TEXT = "To be, or not to be, that is the question.\n\n" * 200
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    from legollm.data.prepare import prepare_dataset
+
+    root = tmp_path_factory.mktemp("tr")
+    (root / "t.txt").write_text(TEXT)
+    return prepare_dataset(
+        inputs=[str(root / "t.txt")],
+        output_dir=str(root / "data"),
+        split="paragraph",
+        max_doc_chars=400,
+        val_fraction=0.2,
+        num_workers=1,
+    )
+
+
+def _config(tmp_path, data_dir, **kw):
+    lines = {
+        "data_dir": str(data_dir),
+        "run_dir": str(tmp_path / "run"),
+        "model": "{n_layer: 1, n_head: 2, n_embd: 32, norm: layernorm, position: learned, "
+        "ffn: gelu_mlp, dropout: 0.1}",
+        "batch_size": 4,
+        "block_size": 16,
+        "max_iters": 8,
+        "lr_decay_iters": 8,
+        "warmup_iters": 2,
+        "eval_interval": 4,
+        "eval_iters": 2,
+        "log_interval": 1,
+        "progress": "false",
+        "plot": "false",
+        "device": "cpu",
+    }
+    lines.update(kw)
+    p = tmp_path / "c.yaml"
+    p.write_text("".join(f"{k}: {v}\n" for k, v in lines.items()))
+    return p
+
+
+def _losses(run_dir):
+    import json
+
+    recs = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return {r["step"]: r["loss"] for r in recs if "loss" in r}
+
+
+def test_train_resume_and_load(tmp_path, data_dir, capsys):
+    from legollm.training.checkpoint import load_checkpoint, load_model_from_checkpoint
+
+    full = tmp_path / "full"
+    full.mkdir()
+    assert main(["train", "--config", str(_config(full, data_dir))]) == 0
+    part = tmp_path / "part"
+    part.mkdir()
+    cfg = _config(part, data_dir)
+    assert main(["train", "--config", str(cfg), "max_iters=4"]) == 0
+    assert main(["train", "--config", str(cfg), "--resume"]) == 0
+    a, b = _losses(full / "run"), _losses(part / "run")
+    for step in range(5, 9):
+        assert abs(a[step] - b[step]) <= 1e-6
+    ckpt = load_checkpoint(part / "run" / "latest.pt")
+    assert ckpt["step"] == 8 and ckpt["tokenizer"]["type"] == "char"
+    assert not any(k.startswith(("module.", "_orig_mod.")) for k in ckpt["model"])
+    model, _ = load_model_from_checkpoint(part / "run" / "latest.pt")
+    x = torch.zeros(1, 4, dtype=torch.long)
+    assert model(x).shape == (1, 4, ckpt["model_config"]["vocab_size"])
+    assert "checkpoint:" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "overrides, words",
+    [
+        (["data_dir=/nonexistent/data"], "data dir"),
+        (["model.context_length=8"], "context_length"),
+        (["model.vocab_size=3"], "vocab_size"),
+    ],
+)
+def test_bad_input_is_one_line_before_training(tmp_path, data_dir, capsys, overrides, words):
+    cfg = _config(tmp_path, data_dir)
+    assert main(["train", "--config", str(cfg), *overrides]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and words in err
+    assert not (tmp_path / "run" / "latest.pt").exists()
+
+
+def test_resume_with_other_model_config_fails(tmp_path, data_dir, capsys):
+    cfg = _config(tmp_path, data_dir, max_iters=4)
+    assert main(["train", "--config", str(cfg)]) == 0
+    assert main(["train", "--config", str(cfg), "--resume", "model.n_embd=64"]) == 1
+    assert "different model config" in capsys.readouterr().err
