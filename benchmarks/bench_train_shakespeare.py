@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import torch
@@ -45,6 +46,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--compile", action="store_true", help="torch.compile ours (CPU inductor)")
     ap.add_argument("--skip-nanogpt", action="store_true")
+    ap.add_argument("--skip-ours", action="store_true", help="only the anchor")
+    ap.add_argument("--precision", default="fp32", help="ours: fp32 | bf16 (CPU autocast)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -64,20 +67,20 @@ def main() -> None:
     d = yaml.safe_load((ROOT / "configs/train/shakespeare_char_cpu.yaml").read_text())
     over = [f"data_dir={data}", f"max_iters={args.iters}", f"lr_decay_iters={args.iters}"]
     over += [f"eval_interval={args.iters + 1}", "eval_iters=0", "progress=false", "plot=false"]
-    over += ["save_checkpoints=false"]
+    over += ["save_checkpoints=false", f"precision={args.precision}"]
     over += [f"log_interval={max(1, args.iters // 10)}", f"compile={args.compile}"]
     over += [f"run_dir={tempfile.mkdtemp(prefix='legollm_bench_')}"]
     cfg = TrainConfig.from_dict(apply_overrides(d, over))
-    trainer = build_trainer(cfg)
-    import time
-
-    t0 = time.perf_counter()
-    trainer.fit()
-    ours_s = time.perf_counter() - t0
-    model = trainer.raw_model.eval()
-    ours_val = val_loss(lambda x, y: model(x, targets=y)[1].item(), val, args.eval_batches)
-    ours_tps = args.iters * B * T / ours_s
-    print(f"legollm: val loss {ours_val:.4f}  {ours_s:.1f} s  {ours_tps:,.0f} tokens/s")
+    ours_val = ours_tps = None
+    if not args.skip_ours:
+        trainer = build_trainer(cfg)
+        t0 = time.perf_counter()
+        trainer.fit()
+        ours_s = time.perf_counter() - t0
+        model = trainer.raw_model.eval()
+        ours_val = val_loss(lambda x, y: model(x, targets=y)[1].item(), val, args.eval_batches)
+        ours_tps = args.iters * B * T / ours_s
+        print(f"legollm: val loss {ours_val:.4f}  {ours_s:.1f} s  {ours_tps:,.0f} tokens/s")
     if args.skip_nanogpt:
         return
 
@@ -106,6 +109,8 @@ def main() -> None:
     ng_val = val_loss(lambda x, y: gmodel(x, y)[1].item(), val, args.eval_batches)
     ng_tps = args.iters * B * T / ng_s
     print(f"nanoGPT: val loss {ng_val:.4f}  {ng_s:.1f} s  {ng_tps:,.0f} tokens/s")
+    if ours_val is None:
+        return
     print(f"val loss: legollm - nanoGPT = {ours_val - ng_val:+.4f} (<= 0 is the goal)")
     print(f"tokens/s ratio legollm / nanoGPT = {ours_tps / ng_tps:.2f}x (goal >= 1.3x)")
 
