@@ -319,8 +319,9 @@ class Trainer:
             improved = val < self.best_val_loss
             if improved:
                 self.best_val_loss = val
-            bar.write(f"step {self.step}: val loss {val:.4f}")
-        self._log(record)
+            if self.is_main:
+                bar.write(f"step {self.step}: val loss {val:.4f}")
+            self._log(record)
         if self.is_main and self.step > 0 and self.config.save_checkpoints:
             self.save("latest.pt")
             if improved:
