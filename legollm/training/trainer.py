@@ -341,6 +341,8 @@ class Trainer:
         """Train until ``max_iters``; returns a summary (final losses, tokens/s, paths)."""
         cfg = self.config
         if self.is_main:
+            if self.step == 0:  # a fresh run in an old run_dir: do not mix the two curves
+                (self.run_dir / "metrics.jsonl").unlink(missing_ok=True)
             self.logger = RunLogger(
                 self.run_dir, cfg.tensorboard, cfg.wandb, cfg.wandb_project, cfg.to_dict()
             )
