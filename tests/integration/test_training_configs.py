@@ -46,3 +46,22 @@ def test_shakespeare_cpu_is_nanogpts_recipe():
     m = cfg.model
     assert (m["n_layer"], m["n_head"], m["n_embd"], m["dropout"]) == (4, 4, 128, 0.0)
     assert (cfg.block_size, cfg.batch_size, cfg.max_iters, cfg.lr) == (64, 12, 2000, 1e-3)
+
+
+def test_cli_lists_train_and_demo(capsys):
+    from legollm.cli.main import main
+
+    assert main([]) == 0
+    out = capsys.readouterr().out
+    assert "train" in out and "demo" in out
+
+
+def test_missing_data_dir_is_a_one_line_error(tmp_path, capsys):
+    from legollm.cli.main import main
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"data_dir: {tmp_path / 'nope'}\nrun_dir: {tmp_path / 'run'}\n")
+    assert main(["train", "--config", str(cfg)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: data dir") and "data-prepare" in err
+    assert not (tmp_path / "run").exists()
