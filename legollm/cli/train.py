@@ -11,17 +11,23 @@ import argparse
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a model from a YAML config (key=value overrides)")
-    p.add_argument("--config", required=True, help="a YAML train config (see configs/train/)")
+    p.add_argument("--config", help="a YAML train config (see configs/train/)")
     p.add_argument(
         "overrides", nargs="*", metavar="key=value", help="override fields, e.g. lr=3e-4"
     )
     p.add_argument("--resume", action="store_true", help="continue from run_dir/latest.pt")
+    p.add_argument("--plot", metavar="RUN_DIR", help="only (re)draw RUN_DIR/loss.png, e.g. mid-run")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from legollm.core.exceptions import ConfigError
     from legollm.training.config import TrainConfig
 
+    if args.plot:
+        return plot_run(args.plot)
+    if not args.config:
+        raise ConfigError("give --config FILE.yaml (see configs/train/) or --plot RUN_DIR")
     cfg = TrainConfig.from_yaml(args.config, args.overrides)
     return train_and_report(cfg, resume=args.resume)
 
@@ -46,4 +52,18 @@ def train_and_report(cfg, resume: bool = False) -> int:
         print(f"checkpoint: {trainer.run_dir / 'latest.pt'}")
         if summary["plot"]:
             print(f"loss plot:  {summary['plot']}")
+    return 0
+
+
+def plot_run(run_dir: str) -> int:
+    """Draw ``loss.png`` from a run's ``metrics.jsonl`` (works while it is training)."""
+    from pathlib import Path
+
+    from legollm.core.exceptions import DataError
+    from legollm.training.logging import plot_metrics
+
+    metrics = Path(run_dir) / "metrics.jsonl"
+    if not metrics.is_file():
+        raise DataError(f"no metrics.jsonl in {run_dir}; is it a training run directory?")
+    print(plot_metrics(metrics, Path(run_dir) / "loss.png"))
     return 0

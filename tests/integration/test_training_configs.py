@@ -65,3 +65,17 @@ def test_missing_data_dir_is_a_one_line_error(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("error: data dir") and "data-prepare" in err
     assert not (tmp_path / "run").exists()
+
+
+def test_plot_on_demand(tmp_path, capsys):
+    import json
+
+    from legollm.cli.main import main
+
+    recs = [{"step": s, "loss": 4.0 - s / 10, "lr": 1e-3} for s in range(1, 11)]
+    recs.append({"step": 10, "val_loss": 3.5})
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+    assert main(["train", "--plot", str(tmp_path)]) == 0
+    assert (tmp_path / "loss.png").read_bytes()[:4] == b"\x89PNG"
+    assert main(["train", "--plot", str(tmp_path / "nope")]) == 1
+    assert "metrics.jsonl" in capsys.readouterr().err
