@@ -1,6 +1,7 @@
 """DDP on CPU (gloo, 2 processes) == one process with the same global batch."""
 
 import json
+import os
 import socket
 
 import pytest
@@ -11,6 +12,7 @@ import torch.multiprocessing as mp
 from legollm.data.loader import TokenDataLoader
 from legollm.training import TrainConfig, Trainer
 from legollm.training.checkpoint import load_checkpoint
+from legollm.training.distributed import cleanup_distributed, init_distributed
 from tests.unit.training.conftest import BigramConfig, BigramLM
 
 STEPS = 4
@@ -43,16 +45,24 @@ def _train(dataset, run_dir, batch_size, rank=0, world_size=1):
 
 
 def _worker(rank, world_size, port, dataset, run_dir, out):
-    dist.init_process_group(
-        "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world_size
+    # the environment torchrun would set; init_distributed reads it
+    os.environ.update(
+        RANK=str(rank),
+        LOCAL_RANK=str(rank),
+        WORLD_SIZE=str(world_size),
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
     )
+    info = init_distributed(backend="gloo")
+    assert (info.rank, info.world_size, dist.get_backend()) == (rank, world_size, "gloo")
     try:
         torch.set_num_threads(1)
         t = _train(dataset, run_dir, batch_size=2, rank=rank, world_size=world_size)
         with open(f"{out}.{rank}", "w") as f:
             json.dump(t.history, f)
     finally:
-        dist.destroy_process_group()
+        cleanup_distributed()
+    assert not dist.is_initialized()
 
 
 def _free_port():
