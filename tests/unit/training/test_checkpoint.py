@@ -60,6 +60,7 @@ def test_missing_and_foreign_files(tmp_path):
         load_checkpoint(tmp_path / "x.pt")
 
 
+@pytest.mark.slow  # importing torch._dynamo costs ~5 s on a busy 2-core machine
 def test_unwrap_and_clean_prefixes():
     model = BigramLM(BigramConfig())
     compiled = torch.compile(model)  # lazy: nothing compiles until called
