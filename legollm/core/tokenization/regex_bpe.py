@@ -1,0 +1,259 @@
+"""Byte-level BPE with a pre-split regex and special tokens (GPT-2/GPT-4 style).
+
+Encoding is a pipeline: special tokens are cut out first (when allowed), the
+regex splits the rest into chunks, and each chunk is merged independently. Real
+text repeats its chunks ("the", " of", "\\n"), so a chunk -> ids cache answers most
+of them; a miss runs the merges in rank order on that chunk alone.
+
+Example::
+
+    >>> tok = RegexBPETokenizer(pattern=GPT2_SPLIT_PATTERN)
+    >>> tok.train("hello hello hello world", vocab_size=260)
+    >>> tok.decode(tok.encode("hello world"))
+    'hello world'
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import time
+from collections import Counter
+
+import regex
+
+from legollm.core.exceptions import TokenizerError
+from legollm.core.tokenization.base import Tokenizer, _LoadDescriptor, check_vocab_size
+from legollm.core.tokenization.patterns import GPT4_SPLIT_PATTERN
+from legollm.core.tokenization.training import merge_pair, train_merges
+
+_CACHE_LIMIT = 500_000  # distinct chunks kept; cleared when full so memory stays bounded
+
+
+class RegexBPETokenizer(Tokenizer):
+    load = _LoadDescriptor()
+
+    def __init__(self, pattern: str | None = None) -> None:
+        super().__init__(GPT4_SPLIT_PATTERN if pattern is None else pattern)
+        self._after_load()
+
+    def _after_load(self) -> None:
+        try:
+            self._compiled = regex.compile(self.pattern)
+        except regex.error as e:
+            raise TokenizerError(f"invalid split pattern {self.pattern!r}: {e}") from e
+        self._byte_ids = [0] * 256  # byte value -> id of its single-byte token
+        for idx, b in self.vocab.items():
+            if len(b) == 1 and idx < 256:
+                self._byte_ids[b[0]] = idx
+        self._special_re = None
+        if self.special_tokens:
+            alts = sorted(self.special_tokens, key=len, reverse=True)
+            self._special_re = regex.compile("(" + "|".join(map(regex.escape, alts)) + ")")
+        self._cache: dict[str, list[int]] = {}
+
+    def register_special_tokens(self, special_tokens: dict[str, int]) -> None:
+        super().register_special_tokens(special_tokens)
+        self._after_load()
+
+    def __getstate__(self):  # worker processes rebuild the compiled regexes
+        state = self.__dict__.copy()
+        for key in ("_compiled", "_special_re", "_cache"):
+            state.pop(key, None)
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._after_load()
+
+    # -- training -------------------------------------------------------------
+    def chunk_counts(self, text: str, num_workers: int | None = None) -> Counter[str]:
+        """How often each pre-split chunk occurs; large texts are split across processes."""
+        workers = num_workers or os.cpu_count() or 1
+        if workers <= 1 or len(text) < 2_000_000:
+            return Counter(self._compiled.findall(text))
+        pieces = _split_for_workers(text, workers)
+        with mp.get_context("fork").Pool(len(pieces)) as pool:
+            parts = pool.map(_count_chunks, [(self.pattern, p) for p in pieces])
+        total: Counter[str] = Counter()
+        for part in parts:
+            total.update(part)
+        return total
+
+    def train(
+        self, text: str, vocab_size: int, verbose: bool = False, num_workers: int | None = None
+    ) -> None:
+        """Learn ``vocab_size - 256`` merges from ``text`` (special tokens are registered after)."""
+        num_merges = check_vocab_size(vocab_size)
+        if not text:
+            raise TokenizerError("cannot train a tokenizer on empty text")
+        t0 = time.perf_counter()
+        counts = self.chunk_counts(text, num_workers)
+        byte_counts = [(chunk.encode("utf-8"), n) for chunk, n in counts.items()]
+        if verbose:
+            print(f"pre-split: {len(counts):,} distinct chunks in {time.perf_counter() - t0:.2f}s")
+        progress = _progress_printer(num_merges) if verbose else None
+        merges = train_merges(byte_counts, num_merges, on_progress=progress)
+        self.merges = {}
+        self.vocab = {i: bytes([i]) for i in range(256)}
+        for pair, idx in merges:
+            self.merges[pair] = idx
+            self.vocab[idx] = self.vocab[pair[0]] + self.vocab[pair[1]]
+        self.special_tokens, self.inverse_special_tokens = {}, {}
+        self._after_load()
+        if verbose:
+            dt = time.perf_counter() - t0
+            print(f"trained {len(merges):,} merges in {dt:.2f}s (vocab size {self.vocab_size:,})")
+
+    # -- encoding -------------------------------------------------------------
+    def _encode_chunk(self, chunk: bytes) -> list[int]:
+        ids = [self._byte_ids[b] for b in chunk]
+        merges = self.merges
+        while len(ids) >= 2:
+            # the adjacent pair with the lowest merge id was learned first: merge it
+            best, best_id = None, None
+            for pair in zip(ids, ids[1:], strict=False):
+                idx = merges.get(pair)
+                if idx is not None and (best_id is None or idx < best_id):
+                    best, best_id = pair, idx
+            if best is None:
+                break
+            ids = merge_pair(ids, best, best_id)
+        return ids
+
+    def encode_ordinary(self, text: str) -> list[int]:
+        """Encode ``text`` ignoring special tokens (their strings are plain text here)."""
+        cache = self._cache
+        if len(cache) > _CACHE_LIMIT:
+            cache.clear()
+        out: list[int] = []
+        extend = out.extend
+        for chunk in self._compiled.findall(text):
+            ids = cache.get(chunk)
+            if ids is None:
+                ids = cache[chunk] = self._encode_chunk(chunk.encode("utf-8"))
+            extend(ids)
+        return out
+
+    def encode(self, text: str, allowed_special: str | set[str] = "all") -> list[int]:
+        """Encode ``text``; ``allowed_special`` is "all", "none", "none_raise" or a set.
+
+        "none_raise" raises when the text contains a registered special token's
+        string (as tiktoken does by default); "none" encodes such strings as text.
+        """
+        if allowed_special == "all":
+            special = self.special_tokens
+        elif allowed_special in ("none", "none_raise"):
+            special = {}
+            if allowed_special == "none_raise" and self._special_re is not None:
+                found = self._special_re.search(text)
+                if found:
+                    raise TokenizerError(
+                        f"text contains the special token {found.group()!r}; pass "
+                        "allowed_special='all' to encode it as one token or 'none' as plain text"
+                    )
+        elif isinstance(allowed_special, set | frozenset | list | tuple):
+            unknown = set(allowed_special) - set(self.special_tokens)
+            if unknown:
+                raise TokenizerError(f"not registered as special tokens: {sorted(unknown)}")
+            special = {s: self.special_tokens[s] for s in allowed_special}
+        else:
+            raise TokenizerError(
+                f"allowed_special must be 'all', 'none', 'none_raise' or a set, got {allowed_special!r}"
+            )
+        if not special:
+            return self.encode_ordinary(text)
+        pattern = (
+            "(" + "|".join(regex.escape(s) for s in sorted(special, key=len, reverse=True)) + ")"
+        )
+        out: list[int] = []
+        for i, part in enumerate(regex.split(pattern, text)):
+            if i % 2:  # odd parts are the captured special tokens
+                out.append(special[part])
+            elif part:
+                out.extend(self.encode_ordinary(part))
+        return out
+
+    def encode_batch(
+        self,
+        texts: list[str],
+        num_workers: int | None = None,
+        allowed_special: str | set[str] = "all",
+    ) -> list[list[int]]:
+        """Encode many texts, spread over ``num_workers`` processes (default: every core)."""
+        workers = min(num_workers or os.cpu_count() or 1, max(1, len(texts)))
+        if workers <= 1 or sum(map(len, texts)) < 100_000:
+            return [self.encode(t, allowed_special) for t in texts]
+        # contiguous slices keep the order and give each worker a warm cache
+        step = -(-len(texts) // (workers * 4))
+        slices = [texts[i : i + step] for i in range(0, len(texts), step)]
+        with mp.get_context("fork").Pool(workers, _init_worker, (self, allowed_special)) as pool:
+            parts = pool.map(_encode_slice, slices)
+        return [ids for part in parts for ids in part]
+
+    # -- pretrained ranks -----------------------------------------------------
+    @classmethod
+    def from_gpt2_files(cls, encoder_json, vocab_bpe) -> RegexBPETokenizer:
+        from legollm.core.tokenization.pretrained import load_gpt2_files
+
+        return load_gpt2_files(cls, encoder_json, vocab_bpe)
+
+    @classmethod
+    def from_tiktoken(
+        cls, path, pattern: str, special_tokens: dict[str, int] | None = None
+    ) -> RegexBPETokenizer:
+        from legollm.core.tokenization.pretrained import load_tiktoken
+
+        return load_tiktoken(cls, path, pattern, special_tokens or {})
+
+    def save_tiktoken(self, path) -> None:
+        from legollm.core.tokenization.pretrained import save_tiktoken
+
+        save_tiktoken(self, path)
+
+
+# -- process-pool helpers (module level so they pickle) -------------------------
+_worker_tok: RegexBPETokenizer | None = None
+_worker_allowed: str | set[str] = "all"
+
+
+def _init_worker(tok: RegexBPETokenizer, allowed_special) -> None:
+    global _worker_tok, _worker_allowed
+    _worker_tok, _worker_allowed = tok, allowed_special
+
+
+def _encode_slice(texts: list[str]) -> list[list[int]]:
+    return [_worker_tok.encode(t, _worker_allowed) for t in texts]
+
+
+def _count_chunks(args: tuple[str, str]) -> Counter[str]:
+    pattern, text = args
+    return Counter(regex.compile(pattern).findall(text))
+
+
+def _split_for_workers(text: str, parts: int) -> list[str]:
+    """Cut at "\\n" between two non-space characters: no split pattern joins across that."""
+    cuts, n = [0], len(text)
+    for k in range(1, parts):
+        i = text.find("\n", k * n // parts)
+        while i != -1 and not (
+            0 < i < n - 1 and not text[i - 1].isspace() and not text[i + 1].isspace()
+        ):
+            i = text.find("\n", i + 1)
+        if i == -1 or i + 1 <= cuts[-1]:
+            break
+        cuts.append(i + 1)
+    cuts.append(n)
+    return [text[a:b] for a, b in zip(cuts, cuts[1:], strict=False) if b > a]
+
+
+def _progress_printer(total: int):
+    last = [0.0]
+
+    def report(done: int, elapsed: float) -> None:
+        if done == total or elapsed - last[0] >= 1.0:
+            last[0] = elapsed
+            rate = done / elapsed if elapsed > 0 else 0.0
+            print(f"  merges {done:,}/{total:,} ({rate:,.0f} merges/s)", flush=True)
+
+    return report
