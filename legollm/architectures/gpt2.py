@@ -1,0 +1,147 @@
+"""GPT-2 (124M, 355M, 774M, 1558M): presets and the map from Hugging Face's weights.
+
+GPT-2 is the DecoderLM with LayerNorm, learned positions, a GELU MLP, biases
+everywhere and tied embeddings. Its checkpoints use Conv1D layers, whose
+weights are stored (in, out), the transpose of nn.Linear's, and one fused
+``c_attn`` matrix for queries, keys and values, which we split into three.
+"""
+
+from __future__ import annotations
+
+import os
+from enum import StrEnum
+from pathlib import Path
+
+from legollm.core.exceptions import ModelLoadError
+from legollm.models.config import ModelConfig
+from legollm.models.decoder import DecoderLM
+from legollm.models.registry import ArchitectureSpec, WeightRule, register_architecture
+
+
+class GPT2Variant(StrEnum):
+    GPT2 = "gpt2"
+    MEDIUM = "gpt2-medium"
+    LARGE = "gpt2-large"
+    XL = "gpt2-xl"
+
+
+def _gpt2(n_layer: int, n_head: int, n_embd: int) -> ModelConfig:
+    return ModelConfig(
+        vocab_size=50257, context_length=1024, n_layer=n_layer, n_head=n_head, n_embd=n_embd
+    )
+
+
+MODEL_CONFIGS: dict[GPT2Variant, ModelConfig] = {
+    GPT2Variant.GPT2: _gpt2(12, 12, 768),
+    GPT2Variant.MEDIUM: _gpt2(24, 16, 1024),
+    GPT2Variant.LARGE: _gpt2(36, 20, 1280),
+    GPT2Variant.XL: _gpt2(48, 25, 1600),
+}
+
+
+class GPT2(DecoderLM):
+    """A DecoderLM built from a GPT-2 config (nothing else differs)."""
+
+
+def config_from_hf(hf: dict) -> ModelConfig:
+    if hf.get("activation_function", "gelu_new") not in ("gelu_new", "gelu_pytorch_tanh"):
+        raise ModelLoadError(f"unsupported GPT-2 activation {hf['activation_function']!r}")
+    return ModelConfig(
+        vocab_size=hf["vocab_size"],
+        context_length=hf["n_positions"],
+        n_layer=hf["n_layer"],
+        n_head=hf["n_head"],
+        n_embd=hf["n_embd"],
+        ffn_hidden=hf.get("n_inner") or 4 * hf["n_embd"],
+        norm_eps=hf.get("layer_norm_epsilon", 1e-5),
+        tie_embeddings=hf.get("tie_word_embeddings", True),
+    )
+
+
+def config_to_hf(c: ModelConfig) -> dict:
+    return {
+        "model_type": "gpt2",
+        "architectures": ["GPT2LMHeadModel"],
+        "vocab_size": c.vocab_size,
+        "n_positions": c.context_length,
+        "n_ctx": c.context_length,
+        "n_embd": c.n_embd,
+        "n_layer": c.n_layer,
+        "n_head": c.n_head,
+        "n_inner": c.ffn_hidden,
+        "layer_norm_epsilon": c.norm_eps,
+        "activation_function": "gelu_new",
+        "tie_word_embeddings": c.tie_embeddings,
+        "resid_pdrop": 0.0,
+        "embd_pdrop": 0.0,
+        "attn_pdrop": 0.0,
+        # GPT-2's <|endoftext|>, only when the vocab has it (tiny test models may not)
+        **({"bos_token_id": 50256, "eos_token_id": 50256} if c.vocab_size > 50256 else {}),
+    }
+
+
+_H = "transformer.h.{i}."
+_B = "blocks.{i}."
+WEIGHT_RULES = (
+    WeightRule("transformer.wte.weight", ("tok_emb.weight",)),
+    WeightRule("transformer.wpe.weight", ("pos_emb.weight",)),
+    WeightRule(_H + "ln_1.weight", (_B + "attn_norm.weight",)),
+    WeightRule(_H + "ln_1.bias", (_B + "attn_norm.bias",)),
+    WeightRule(
+        _H + "attn.c_attn.weight",
+        tuple(_B + f"attn.{p}_proj.weight" for p in "qkv"),
+        transpose=True,
+    ),
+    WeightRule(_H + "attn.c_attn.bias", tuple(_B + f"attn.{p}_proj.bias" for p in "qkv")),
+    WeightRule(_H + "attn.c_proj.weight", (_B + "attn.o_proj.weight",), transpose=True),
+    WeightRule(_H + "attn.c_proj.bias", (_B + "attn.o_proj.bias",)),
+    WeightRule(_H + "ln_2.weight", (_B + "ffn_norm.weight",)),
+    WeightRule(_H + "ln_2.bias", (_B + "ffn_norm.bias",)),
+    WeightRule(_H + "mlp.c_fc.weight", (_B + "ffn.up_proj.weight",), transpose=True),
+    WeightRule(_H + "mlp.c_fc.bias", (_B + "ffn.up_proj.bias",)),
+    WeightRule(_H + "mlp.c_proj.weight", (_B + "ffn.down_proj.weight",), transpose=True),
+    WeightRule(_H + "mlp.c_proj.bias", (_B + "ffn.down_proj.bias",)),
+    WeightRule("transformer.ln_f.weight", ("norm.weight",)),
+    WeightRule("transformer.ln_f.bias", ("norm.bias",)),
+    WeightRule("lm_head.weight", ("lm_head.weight",)),
+)
+
+SPEC = ArchitectureSpec(
+    model_type="gpt2",
+    config_from_hf=config_from_hf,
+    config_to_hf=config_to_hf,
+    weight_rules=WEIGHT_RULES,
+    ignored_hf_keys=(".attn.bias", ".attn.masked_bias"),  # causal-mask buffers of old checkpoints
+)
+register_architecture(SPEC)
+
+
+def load_gpt2_weights(model: DecoderLM, source: GPT2Variant | str | os.PathLike[str]) -> DecoderLM:
+    """Load GPT-2 weights from a local HF dir / .safetensors file, or a variant from the hub."""
+    from legollm.models.pretrained import load_weights
+
+    if isinstance(source, GPT2Variant) or (
+        isinstance(source, str)
+        and source in {v.value for v in GPT2Variant}
+        and not Path(source).exists()
+    ):
+        source = _download(GPT2Variant(source))
+    path = Path(source)
+    if not path.exists():
+        raise ModelLoadError(f"no such checkpoint: {path}")
+    return load_weights(model, SPEC, path)
+
+
+def _download(variant: GPT2Variant) -> Path:
+    try:
+        from huggingface_hub import snapshot_download
+
+        return Path(
+            snapshot_download(variant.value, allow_patterns=["config.json", "model.safetensors"])
+        )
+    except Exception as e:  # offline, hub down, no such repo
+        raise ModelLoadError(
+            f"could not download {variant.value!r} from the Hugging Face hub ({type(e).__name__}); "
+            "offline, pass a local path instead: load_gpt2_weights(model, 'path/to/hf_dir') "
+            "with config.json + model.safetensors"
+        ) from e

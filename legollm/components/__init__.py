@@ -1,0 +1,1 @@
+"""The Lego pieces: normalization, positions, attention, feed-forward, blocks."""

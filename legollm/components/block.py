@@ -1,0 +1,29 @@
+"""The pre-norm transformer block: x + attn(norm(x)), then x + ffn(norm(x)).
+
+Normalising the input of each sub-layer (not its output, as the 2017 paper did)
+keeps the residual stream an untouched sum, which is what lets deep stacks train.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from legollm.components.attention import CausalSelfAttention
+from legollm.components.feedforward import build_ffn
+from legollm.components.normalization import build_norm
+
+
+class Block(nn.Module):
+    def __init__(self, config) -> None:
+        super().__init__()
+        c = config
+        self.attn_norm = build_norm(c.norm, c.n_embd, c.norm_eps, c.norm_bias)
+        self.attn = CausalSelfAttention(c)
+        self.ffn_norm = build_norm(c.norm, c.n_embd, c.norm_eps, c.norm_bias)
+        self.ffn = build_ffn(c.ffn, c.n_embd, c.ffn_hidden, c.mlp_bias)
+        self.dropout = nn.Dropout(c.dropout)
+
+    def forward(self, x: torch.Tensor, rope=None, mask=None, input_pos=None) -> torch.Tensor:
+        x = x + self.dropout(self.attn(self.attn_norm(x), rope, mask, input_pos))
+        return x + self.dropout(self.ffn(self.ffn_norm(x)))

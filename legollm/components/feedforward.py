@@ -1,0 +1,38 @@
+"""Position-wise feed-forward networks.
+
+GPT-2's MLP expands to 4x the width, applies GELU (tanh approximation, as the
+original TensorFlow code did) and projects back. SwiGLU (Llama, Qwen, Mistral)
+multiplies a SiLU-gated branch by a linear branch, which trains better per
+parameter; its hidden size is usually ~8/3 of the width to keep the count equal.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class GeluMLP(nn.Module):
+    def __init__(self, dim: int, hidden: int, bias: bool = True) -> None:
+        super().__init__()
+        self.up_proj = nn.Linear(dim, hidden, bias=bias)
+        self.down_proj = nn.Linear(hidden, dim, bias=bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.down_proj(F.gelu(self.up_proj(x), approximate="tanh"))
+
+
+class SwiGLU(nn.Module):
+    def __init__(self, dim: int, hidden: int, bias: bool = False) -> None:
+        super().__init__()
+        self.gate_proj = nn.Linear(dim, hidden, bias=bias)
+        self.up_proj = nn.Linear(dim, hidden, bias=bias)
+        self.down_proj = nn.Linear(hidden, dim, bias=bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
+
+
+def build_ffn(kind: str, dim: int, hidden: int, bias: bool) -> nn.Module:
+    return GeluMLP(dim, hidden, bias) if kind == "gelu_mlp" else SwiGLU(dim, hidden, bias)

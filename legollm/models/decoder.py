@@ -1,0 +1,180 @@
+"""DecoderLM: the one decoder-only language model, assembled from a ModelConfig.
+
+token ids -> token embedding (+ learned positions) -> n_layer pre-norm blocks
+-> final norm -> lm_head -> logits. GPT-2, Llama 3, Qwen 3 and Mistral are all
+this class with different config fields; architectures only add presets and
+weight maps.
+
+For inference, ``setup_kv_cache`` allocates one cache per layer; then every
+forward passes ``input_pos`` (the cache slots of the tokens fed), and the mask
+lets each query see only earlier slots (and the sliding window, and the
+``attention_mask`` of left-padded batches).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from legollm.components.block import Block
+from legollm.components.kv_cache import KVCache
+from legollm.components.normalization import build_norm
+from legollm.components.position import rope_table
+from legollm.core.exceptions import ConfigError
+from legollm.models.config import ModelConfig
+
+
+class DecoderLM(nn.Module):
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        c = self.config = config
+        self.tok_emb = nn.Embedding(c.vocab_size, c.n_embd)
+        self.pos_emb = nn.Embedding(c.context_length, c.n_embd) if c.position == "learned" else None
+        self.drop = nn.Dropout(c.dropout)
+        self.blocks = nn.ModuleList(Block(c) for _ in range(c.n_layer))
+        self.norm = build_norm(c.norm, c.n_embd, c.norm_eps, c.norm_bias)
+        self.lm_head = nn.Linear(c.n_embd, c.vocab_size, bias=False)
+        if c.tie_embeddings:
+            self.lm_head.weight = self.tok_emb.weight
+        self.max_seq_len = c.context_length
+        self.init_rope()
+        self.apply(self._init_weights)
+        # GPT-2: scale the projections that write into the residual stream by 1/sqrt(2 * n_layer)
+        for name, p in self.named_parameters():
+            if name.endswith(("o_proj.weight", "down_proj.weight")):
+                nn.init.normal_(p, mean=0.0, std=c.init_std / math.sqrt(2 * c.n_layer))
+
+    def init_rope(self, device: torch.device | str | None = None) -> None:
+        """(Re)compute the RoPE cos/sin tables; needed after building on the meta device."""
+        c = self.config
+        if c.position != "rope":
+            self.rope_cos = self.rope_sin = None
+            return
+        cos, sin = rope_table(self.max_seq_len, c.head_dim, c.rope_theta, c.rope_scaling)
+        self.register_buffer("rope_cos", cos.to(device), persistent=False)
+        self.register_buffer("rope_sin", sin.to(device), persistent=False)
+
+    def _init_weights(self, module: nn.Module) -> None:
+        if isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, mean=0.0, std=self.config.init_std)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            nn.init.normal_(module.weight, mean=0.0, std=self.config.init_std)
+
+    # -- KV cache -------------------------------------------------------------
+    def setup_kv_cache(self, batch_size: int, max_seq_len: int, dtype=None, device=None) -> None:
+        c = self.config
+        if max_seq_len > c.context_length and c.position == "learned":
+            raise ConfigError(
+                f"max_seq_len {max_seq_len} exceeds the learned context of {c.context_length}"
+            )
+        dtype = dtype or self.tok_emb.weight.dtype
+        device = device or self.tok_emb.weight.device
+        for block in self.blocks:
+            block.attn.kv_cache = KVCache(
+                batch_size, max_seq_len, c.n_kv_heads, c.head_dim, dtype, device
+            )
+        if c.position == "rope" and max_seq_len > self.max_seq_len:
+            self.max_seq_len = max_seq_len
+            self.init_rope(device)
+
+    def reset_kv_cache(self) -> None:
+        for block in self.blocks:
+            if block.attn.kv_cache is not None:
+                block.attn.kv_cache.reset()
+
+    def remove_kv_cache(self) -> None:
+        for block in self.blocks:
+            block.attn.kv_cache = None
+
+    @property
+    def has_kv_cache(self) -> bool:
+        return self.blocks[0].attn.kv_cache is not None if len(self.blocks) else False
+
+    # -- forward --------------------------------------------------------------
+    def forward(
+        self,
+        idx: torch.Tensor,
+        targets: torch.Tensor | None = None,
+        *,
+        input_pos: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        loss_reduction: str = "mean",
+    ):
+        c = self.config
+        B, T = idx.shape
+        cached = self.has_kv_cache
+        if cached and input_pos is None:
+            raise ConfigError("a KV cache is set up: pass input_pos (the cache slots being fed)")
+        if not cached and c.context_length < T:
+            raise ConfigError(
+                f"sequence length {T} exceeds the model's context_length {c.context_length}; "
+                "crop the input to the last context_length tokens"
+            )
+        if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= c.vocab_size):
+            raise ConfigError(
+                f"token ids must be in [0, {c.vocab_size}), got min {int(idx.min())} and max "
+                f"{int(idx.max())}: the tokenizer does not match this model's vocab_size"
+            )
+        if input_pos is None:
+            input_pos = torch.arange(T, device=idx.device)
+        if position_ids is None:
+            position_ids = input_pos
+        if c.position == "learned" and int(position_ids.max()) >= c.context_length:
+            raise ConfigError(
+                f"position {int(position_ids.max())} is past the learned context "
+                f"({c.context_length}); crop or slide the window"
+            )
+
+        x = self.tok_emb(idx)  # (B, T, C)
+        if self.pos_emb is not None:
+            x = x + self.pos_emb(position_ids)
+        x = self.drop(x)
+        rope = None
+        if c.position == "rope":
+            cos, sin = self.rope_cos[position_ids], self.rope_sin[position_ids]  # (B|T, T, hd)
+            rope = (cos.view(-1, 1, T, c.head_dim), sin.view(-1, 1, T, c.head_dim))
+        mask = self._mask(input_pos, attention_mask, cached, T)
+        for block in self.blocks:
+            x = block(x, rope, mask, input_pos)
+        x = self.norm(x)
+        logits = self.lm_head(x)  # (B, T, vocab)
+        if targets is None:
+            return logits
+        loss = F.cross_entropy(
+            logits.flatten(0, 1).float(),
+            targets.flatten(),
+            ignore_index=-100,
+            reduction=loss_reduction,
+        )
+        return logits, loss
+
+    def _mask(self, input_pos, attention_mask, cached: bool, T: int) -> torch.Tensor | None:
+        """Boolean (B|1, 1, T, S) mask, True = may attend; None means plain causal (fast path)."""
+        window = self.config.sliding_window
+        if not cached and attention_mask is None and window is None:
+            return None
+        S = self.blocks[0].attn.kv_cache.k.shape[2] if cached else T
+        key_pos = torch.arange(S, device=input_pos.device)
+        allowed = key_pos[None, :] <= input_pos[:, None]  # (T, S) causal
+        if window is not None:
+            allowed &= key_pos[None, :] > input_pos[:, None] - window
+        allowed = allowed[None, None]  # (1, 1, T, S)
+        if attention_mask is not None:
+            pad = attention_mask.bool()
+            if pad.shape[1] < S:  # slots not written yet are masked by causality anyway
+                pad = F.pad(pad, (0, S - pad.shape[1]), value=True)
+            allowed = allowed & pad[:, None, None, :S]
+            # a padding query that sees nothing would give NaN: let it see itself
+            allowed = allowed | (key_pos[None, :] == input_pos[:, None])[None, None]
+        return allowed
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of distinct parameters (a tied embedding counts once)."""
+    return sum(p.numel() for p in model.parameters())

@@ -1,0 +1,163 @@
+"""Hugging Face checkpoint directories in and out, with the weight map as data.
+
+Loading builds the model on the ``meta`` device (no memory), reads tensors from
+memory-mapped safetensors one at a time, converts each by its rule, checks its
+shape, and installs it with ``load_state_dict(assign=True)``: the weights exist
+once in memory, never twice.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from legollm.core.exceptions import ModelLoadError
+from legollm.core.utils import atomic_path, atomic_write
+from legollm.models.decoder import DecoderLM
+from legollm.models.registry import ArchitectureSpec, get_architecture
+
+
+def _safetensors_files(path: Path) -> list[Path]:
+    if path.is_file():
+        return [path]
+    index = path / "model.safetensors.index.json"
+    if index.is_file():
+        try:
+            weight_map = json.loads(index.read_text())["weight_map"]
+        except (ValueError, KeyError) as e:
+            raise ModelLoadError(f"corrupt {index}: {e}") from e
+        return [path / f for f in sorted(set(weight_map.values()))]
+    single = path / "model.safetensors"
+    if single.is_file():
+        return [single]
+    raise ModelLoadError(
+        f"no model.safetensors or model.safetensors.index.json in {path} "
+        "(save the model with save_pretrained(..., safe_serialization=True))"
+    )
+
+
+def read_hf_state(path: str | os.PathLike[str]):
+    """Yield (name, tensor) from the checkpoint's safetensors files, lazily."""
+    for file in _safetensors_files(Path(path)):
+        if not file.is_file():
+            raise ModelLoadError(f"checkpoint shard missing: {file}")
+        try:
+            with safe_open(str(file), framework="pt") as f:
+                for name in f.keys():  # noqa: SIM118 (safe_open is not a dict)
+                    yield name, f.get_tensor(name)
+        except (OSError, RuntimeError, ValueError) as e:
+            if isinstance(e, ModelLoadError):
+                raise
+            raise ModelLoadError(f"cannot read {file}: {e}") from e
+
+
+def convert_hf_state(spec: ArchitectureSpec, model: DecoderLM, hf_items, dtype=None) -> dict:
+    """Map HF tensors to our names, with shape checks; raise listing every bad key."""
+    rules = {r.hf: r for r in spec.expand(model.config.n_layer)}
+    expected = {k: v.shape for k, v in model.state_dict().items()}
+    tied = model.config.tie_embeddings
+    ours: dict[str, torch.Tensor] = {}
+    unexpected, mismatched = [], []
+    for name, tensor in hf_items:
+        rule = rules.get(name)
+        if rule is None:
+            if not name.endswith(spec.ignored_hf_keys or ("\0",)) and not (
+                tied and name == "lm_head.weight"
+            ):
+                unexpected.append(name)
+            continue
+        t = tensor.t() if rule.transpose else tensor
+        parts = t.chunk(len(rule.ours), dim=0) if len(rule.ours) > 1 else (t,)
+        for our_name, part in zip(rule.ours, parts, strict=True):
+            if our_name not in expected:
+                continue  # e.g. lm_head when tied
+            if part.shape != expected[our_name]:
+                mismatched.append(
+                    f"{name} -> {our_name}: {tuple(part.shape)} vs {tuple(expected[our_name])}"
+                )
+                continue
+            ours[our_name] = part.to(dtype or part.dtype).contiguous()
+    if tied:
+        expected.pop("lm_head.weight", None)
+    missing = sorted(set(expected) - set(ours))
+    if missing or unexpected or mismatched:
+        raise ModelLoadError(
+            "checkpoint does not fit the model: "
+            + "; ".join(
+                f"{label}: {items}"
+                for label, items in (
+                    ("missing keys", missing),
+                    ("unexpected keys", unexpected),
+                    ("shape mismatches", mismatched),
+                )
+                if items
+            )
+        )
+    return ours
+
+
+def load_weights(model: DecoderLM, spec: ArchitectureSpec, path, dtype=None) -> DecoderLM:
+    state = convert_hf_state(spec, model, read_hf_state(path), dtype)
+    if model.config.tie_embeddings:
+        state["lm_head.weight"] = state["tok_emb.weight"]
+    model.load_state_dict(state, strict=True, assign=True)
+    if model.config.tie_embeddings:
+        model.lm_head.weight = model.tok_emb.weight
+    return model
+
+
+def read_hf_config(path: str | os.PathLike[str]) -> dict:
+    p = Path(path)
+    cfg = p / "config.json" if p.is_dir() else p.parent / "config.json"
+    if not cfg.is_file():
+        raise ModelLoadError(f"no config.json in {cfg.parent}: is this a Hugging Face model dir?")
+    try:
+        return json.loads(cfg.read_text())
+    except ValueError as e:
+        raise ModelLoadError(f"corrupt {cfg}: {e}") from e
+
+
+def load_pretrained(
+    path: str | os.PathLike[str], dtype: torch.dtype | None = None, device: str = "cpu"
+) -> DecoderLM:
+    """Load an HF model dir (config.json + safetensors) into our model, in eval mode."""
+    hf_config = read_hf_config(path)
+    spec = get_architecture(hf_config.get("model_type"))
+    config = spec.config_from_hf(hf_config)
+    with torch.device("meta"):
+        model = DecoderLM(config)
+    load_weights(model, spec, path, dtype)
+    model.init_rope()
+    return model.to(device).eval()
+
+
+def export_hf_state(spec: ArchitectureSpec, model: DecoderLM) -> dict[str, torch.Tensor]:
+    state = model.state_dict()
+    out = {}
+    for rule in spec.expand(model.config.n_layer):
+        if model.config.tie_embeddings and rule.ours == ("lm_head.weight",):
+            continue
+        t = torch.cat([state[o] for o in rule.ours], dim=0)
+        out[rule.hf] = (t.t() if rule.transpose else t).contiguous()
+    return out
+
+
+def save_pretrained(model: DecoderLM, directory, model_type: str = "gpt2") -> Path:
+    """Write an HF-compatible dir: config.json + model.safetensors, each atomically."""
+    spec = get_architecture(model_type)
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    tmp, final = atomic_path(out / "model.safetensors")
+    try:
+        save_file(export_hf_state(spec, model), str(tmp), metadata={"format": "pt"})
+        os.replace(tmp, final)
+    finally:
+        tmp.unlink(missing_ok=True)
+    with atomic_write(out / "config.json") as f:
+        json.dump(spec.config_to_hf(model.config), f, indent=2)
+    return out

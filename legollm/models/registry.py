@@ -1,0 +1,67 @@
+"""Architectures as data: HF config mapping plus a weight map, registered by model_type.
+
+A weight-map entry says how one Hugging Face tensor becomes ours:
+``WeightRule(hf="transformer.h.{i}.attn.c_attn.weight", ours=("blocks.{i}.attn.q_proj.weight",
+...), transpose=True)`` means: transpose it (GPT-2 stores Conv1D weights as
+(in, out)), then split it along dim 0 into as many equal parts as there are
+names. Export runs the same rule backwards (concatenate, transpose).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from legollm.core.exceptions import ModelLoadError
+from legollm.models.config import ModelConfig
+
+
+@dataclass(frozen=True)
+class WeightRule:
+    hf: str
+    ours: tuple[str, ...]
+    transpose: bool = False
+    per_layer: bool = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "per_layer", "{i}" in self.hf)
+
+
+@dataclass(frozen=True)
+class ArchitectureSpec:
+    model_type: str
+    config_from_hf: Callable[[dict], ModelConfig]
+    config_to_hf: Callable[[ModelConfig], dict]
+    weight_rules: tuple[WeightRule, ...]
+    ignored_hf_keys: tuple[str, ...] = ()  # suffixes of HF buffers that are not weights
+
+    def expand(self, n_layer: int) -> list[WeightRule]:
+        """The rules with ``{i}`` filled in for every layer."""
+        out = []
+        for r in self.weight_rules:
+            layers = range(n_layer) if r.per_layer else [None]
+            for i in layers:
+                fmt = {} if i is None else {"i": i}
+                out.append(
+                    WeightRule(
+                        r.hf.format(**fmt), tuple(o.format(**fmt) for o in r.ours), r.transpose
+                    )
+                )
+        return out
+
+
+ARCHITECTURES: dict[str, ArchitectureSpec] = {}
+
+
+def register_architecture(spec: ArchitectureSpec) -> None:
+    ARCHITECTURES[spec.model_type] = spec
+
+
+def get_architecture(model_type: str | None) -> ArchitectureSpec:
+    import legollm.architectures  # noqa: F401  (registers the built-in architectures)
+
+    if model_type not in ARCHITECTURES:
+        raise ModelLoadError(
+            f"unsupported model_type {model_type!r}; supported: {sorted(ARCHITECTURES)}"
+        )
+    return ARCHITECTURES[model_type]
