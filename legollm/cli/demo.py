@@ -59,8 +59,7 @@ def _train_tokenizer(docs: list[str], out: Path, vocab_size: int, chars: int) ->
     tok.register_special_tokens({"<|endoftext|>": vocab_size})
     prefix = out / "tokenizer" / "demo"
     prefix.parent.mkdir(parents=True, exist_ok=True)
-    tok.save(str(prefix))
-    path = next(p for p in (prefix.with_suffix(".model"), prefix) if p.is_file())
+    path = tok.save(prefix)
     return {"tokenizer": "legollm", "tokenizer_path": str(path)}
 
 

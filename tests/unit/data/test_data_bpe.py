@@ -59,8 +59,7 @@ def test_trained_tokenizer_file_dtype_boundary(tmp_path, eot_id, dtype):
     tok.train(text, 256 + 8)
     tok.register_special_tokens({"<|endoftext|>": eot_id})
     path = tmp_path / "tok.model"
-    tok.save(str(path))
-    saved = next(p for p in tmp_path.iterdir() if p.name.startswith("tok"))
+    saved = tok.save(path)
     (tmp_path / "in.txt").write_text("hello world\n\nhello tokens\n\nworld")
     out = prepare_dataset(inputs=[str(tmp_path / "in.txt")], output_dir=str(tmp_path / "o"),
                           tokenizer="legollm", tokenizer_path=str(saved), split="paragraph",
