@@ -5,10 +5,6 @@ import torch
 
 from legollm.cli.main import main
 
-models = pytest.importorskip("legollm.models")
-if not hasattr(models, "DecoderLM"):
-    pytest.skip("legollm.models.DecoderLM not available yet", allow_module_level=True)
-
 TEXT = "To be, or not to be, that is the question.\n\n" * 200
 
 

@@ -4,10 +4,6 @@ import pytest
 
 from legollm.cli.main import main
 
-models = pytest.importorskip("legollm.models")
-if not hasattr(models, "DecoderLM"):
-    pytest.skip("legollm.models.DecoderLM not available yet", allow_module_level=True)
-
 
 @pytest.mark.slow
 def test_demo_writes_everything(tmp_path, capsys):

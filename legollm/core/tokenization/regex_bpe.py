@@ -92,7 +92,7 @@ class RegexBPETokenizer(Tokenizer):
         byte_counts = [(chunk.encode("utf-8"), n) for chunk, n in counts.items()]
         if verbose:
             print(f"pre-split: {len(counts):,} distinct chunks in {time.perf_counter() - t0:.2f}s")
-        progress = _progress_printer(num_merges) if verbose else None
+        progress = _progress_printer(num_merges) if verbose else None  # merges done, merges/s
         merges = train_merges(byte_counts, num_merges, on_progress=progress)
         self.merges = {}
         self.vocab = {i: bytes([i]) for i in range(256)}
