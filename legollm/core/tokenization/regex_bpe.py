@@ -19,6 +19,7 @@ import multiprocessing as mp
 import os
 import time
 from collections import Counter
+from itertools import chain
 
 import regex
 
@@ -50,7 +51,7 @@ class RegexBPETokenizer(Tokenizer):
         if self.special_tokens:
             alts = sorted(self.special_tokens, key=len, reverse=True)
             self._special_re = regex.compile("(" + "|".join(map(regex.escape, alts)) + ")")
-        self._cache: dict[str, list[int]] = {}
+        self._cache = _ChunkCache(self._encode_chunk)
 
     def register_special_tokens(self, special_tokens: dict[str, int]) -> None:
         super().register_special_tokens(special_tokens)
@@ -126,14 +127,8 @@ class RegexBPETokenizer(Tokenizer):
         cache = self._cache
         if len(cache) > _CACHE_LIMIT:
             cache.clear()
-        out: list[int] = []
-        extend = out.extend
-        for chunk in self._compiled.findall(text):
-            ids = cache.get(chunk)
-            if ids is None:
-                ids = cache[chunk] = self._encode_chunk(chunk.encode("utf-8"))
-            extend(ids)
-        return out
+        # cache lookups and the concatenation both run in C; misses call _ChunkCache.__missing__
+        return list(chain.from_iterable(map(cache.__getitem__, self._compiled.findall(text))))
 
     def encode(self, text: str, allowed_special: str | set[str] = "all") -> list[int]:
         """Encode ``text``; ``allowed_special`` is "all", "none", "none_raise" or a set.
@@ -210,6 +205,18 @@ class RegexBPETokenizer(Tokenizer):
         from legollm.core.tokenization.pretrained import save_tiktoken
 
         save_tiktoken(self, path)
+
+
+class _ChunkCache(dict):
+    """chunk text -> token ids; a missing chunk is encoded once and remembered."""
+
+    def __init__(self, encode_chunk) -> None:
+        super().__init__()
+        self.encode_chunk = encode_chunk
+
+    def __missing__(self, chunk: str) -> list[int]:
+        ids = self[chunk] = self.encode_chunk(chunk.encode("utf-8"))
+        return ids
 
 
 # -- process-pool helpers (module level so they pickle) -------------------------

@@ -1,0 +1,71 @@
+"""GPT-2 encoding throughput: LegoLLM vs tiktoken on the same text, same run.
+
+    uv run python benchmarks/bench_tokenizer_encode.py
+
+Both are built offline from ../shared/data/gpt2. One process: encode_ordinary on
+the whole file (our chunk cache starts cold). Batch: the file's lines in
+documents of ~100 lines, our encode_batch on 2 worker processes vs tiktoken's
+encode_ordinary_batch (2 threads).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import tiktoken
+import tiktoken.load
+
+from legollm.core.tokenization import GPT2_SPLIT_PATTERN, RegexBPETokenizer
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def best_of(n: int, fn) -> float:
+    times = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--file", default=str(SHARED / "text" / "python_docs.txt"))
+    p.add_argument("--workers", type=int, default=2)
+    args = p.parse_args()
+    gpt2 = SHARED / "gpt2"
+    text = Path(args.file).read_text(encoding="utf-8")
+    mb = len(text.encode()) / 1e6
+    enc = tiktoken.Encoding(
+        name="gpt2",
+        pat_str=GPT2_SPLIT_PATTERN,
+        mergeable_ranks=tiktoken.load.data_gym_to_mergeable_bpe_ranks(
+            str(gpt2 / "vocab.bpe"), str(gpt2 / "encoder.json")
+        ),
+        special_tokens={"<|endoftext|>": 50256},
+    )
+
+    def fresh():
+        return RegexBPETokenizer.from_gpt2_files(gpt2 / "encoder.json", gpt2 / "vocab.bpe")
+
+    ours_one = best_of(3, lambda: fresh().encode_ordinary(text))
+    tik_one = best_of(3, lambda: enc.encode_ordinary(text))
+    lines = text.splitlines(keepends=True)
+    docs = ["".join(lines[i : i + 100]) for i in range(0, len(lines), 100)]
+    ours_batch = best_of(3, lambda: fresh().encode_batch(docs, num_workers=args.workers))
+    tik_batch = best_of(3, lambda: enc.encode_ordinary_batch(docs, num_threads=args.workers))
+    assert fresh().encode_ordinary(text) == enc.encode_ordinary(text)
+    print(f"{Path(args.file).name}: {mb:.1f} MB")
+    print(
+        f"  one process: legollm {mb / ours_one:5.1f} MB/s, tiktoken {mb / tik_one:5.1f} MB/s, ratio {tik_one / ours_one:.2f}x (target >= 0.5x)"
+    )
+    print(
+        f"  batch x{args.workers}:    legollm {mb / ours_batch:5.1f} MB/s, tiktoken {mb / tik_batch:5.1f} MB/s, ratio {tik_batch / ours_batch:.2f}x (target >= 0.5x)"
+    )
+
+
+if __name__ == "__main__":
+    main()
