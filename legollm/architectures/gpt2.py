@@ -68,7 +68,7 @@ def config_to_hf(c: ModelConfig) -> dict:
         "n_embd": c.n_embd,
         "n_layer": c.n_layer,
         "n_head": c.n_head,
-        "n_inner": c.ffn_hidden,
+        "n_inner": c.ffn_size,
         "layer_norm_epsilon": c.norm_eps,
         "activation_function": "gelu_new",
         "tie_word_embeddings": c.tie_embeddings,

@@ -29,14 +29,14 @@ class CausalSelfAttention(nn.Module):
     def __init__(self, config) -> None:
         super().__init__()
         c = config
-        self.n_head, self.n_kv_heads, self.head_dim = c.n_head, c.n_kv_heads, c.head_dim
-        self.q_proj = nn.Linear(c.n_embd, c.n_head * c.head_dim, bias=c.qkv_bias)
-        self.k_proj = nn.Linear(c.n_embd, c.n_kv_heads * c.head_dim, bias=c.qkv_bias)
-        self.v_proj = nn.Linear(c.n_embd, c.n_kv_heads * c.head_dim, bias=c.qkv_bias)
-        self.o_proj = nn.Linear(c.n_head * c.head_dim, c.n_embd, bias=c.attn_out_bias)
+        self.n_head, self.n_kv_heads, self.head_dim = c.n_head, c.kv_heads, c.head_size
+        self.q_proj = nn.Linear(c.n_embd, c.n_head * c.head_size, bias=c.qkv_bias)
+        self.k_proj = nn.Linear(c.n_embd, c.kv_heads * c.head_size, bias=c.qkv_bias)
+        self.v_proj = nn.Linear(c.n_embd, c.kv_heads * c.head_size, bias=c.qkv_bias)
+        self.o_proj = nn.Linear(c.n_head * c.head_size, c.n_embd, bias=c.attn_out_bias)
         # Qwen 3 normalises each head's queries and keys before RoPE
-        self.q_norm = RMSNorm(c.head_dim, c.norm_eps) if c.qk_norm else None
-        self.k_norm = RMSNorm(c.head_dim, c.norm_eps) if c.qk_norm else None
+        self.q_norm = RMSNorm(c.head_size, c.norm_eps) if c.qk_norm else None
+        self.k_norm = RMSNorm(c.head_size, c.norm_eps) if c.qk_norm else None
         self.sliding_window = c.sliding_window
         self.dropout = c.dropout
         self.impl = c.attn_impl

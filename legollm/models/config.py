@@ -2,8 +2,11 @@
 
 Choices are stored as strings ("rmsnorm", "rope", "swiglu") so the config
 round-trips through JSON/YAML and is saved beside the weights in every
-checkpoint. Derived fields (head_dim, n_kv_heads, ffn_hidden) are filled in once
-in ``__post_init__``, which also rejects inconsistent configs with the reason.
+checkpoint. Fields left as None (n_kv_heads, head_dim, ffn_hidden) are derived,
+and read through ``kv_heads``, ``head_size`` and ``ffn_size``: the stored value
+stays None, so ``dataclasses.replace(cfg, n_embd=...)`` re-derives them instead
+of carrying stale numbers. ``__post_init__`` rejects inconsistent configs with
+the reason.
 """
 
 from __future__ import annotations
@@ -59,26 +62,33 @@ class ModelConfig:
         for name in ("vocab_size", "context_length", "n_layer", "n_head", "n_embd"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
-        if self.head_dim is None:
-            if self.n_embd % self.n_head:
-                raise ConfigError(
-                    f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head}) so each "
-                    "head gets n_embd // n_head dimensions (or set head_dim explicitly)"
-                )
-            self.head_dim = self.n_embd // self.n_head
-        if self.n_kv_heads is None:
-            self.n_kv_heads = self.n_head
-        if self.n_head % self.n_kv_heads:
+        if self.head_dim is None and self.n_embd % self.n_head:
             raise ConfigError(
-                f"n_head ({self.n_head}) must be a multiple of n_kv_heads ({self.n_kv_heads}): "
+                f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head}) so each "
+                "head gets n_embd // n_head dimensions (or set head_dim explicitly)"
+            )
+        if self.n_head % self.kv_heads:
+            raise ConfigError(
+                f"n_head ({self.n_head}) must be a multiple of n_kv_heads ({self.kv_heads}): "
                 "each key/value head serves a whole group of query heads"
             )
-        if self.position == "rope" and self.head_dim % 2:
-            raise ConfigError(f"RoPE rotates pairs of dimensions: head_dim {self.head_dim} is odd")
-        if self.ffn_hidden is None:
-            self.ffn_hidden = 4 * self.n_embd
+        if self.position == "rope" and self.head_size % 2:
+            raise ConfigError(f"RoPE rotates pairs of dimensions: head_dim {self.head_size} is odd")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
+
+    @property
+    def kv_heads(self) -> int:
+        """Key/value heads: n_head (MHA) unless n_kv_heads says fewer (GQA, MQA)."""
+        return self.n_head if self.n_kv_heads is None else self.n_kv_heads
+
+    @property
+    def head_size(self) -> int:
+        return self.n_embd // self.n_head if self.head_dim is None else self.head_dim
+
+    @property
+    def ffn_size(self) -> int:
+        return 4 * self.n_embd if self.ffn_hidden is None else self.ffn_hidden
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

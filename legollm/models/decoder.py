@@ -53,7 +53,7 @@ class DecoderLM(nn.Module):
         if c.position != "rope":
             self.rope_cos = self.rope_sin = None
             return
-        cos, sin = rope_table(self.max_seq_len, c.head_dim, c.rope_theta, c.rope_scaling)
+        cos, sin = rope_table(self.max_seq_len, c.head_size, c.rope_theta, c.rope_scaling)
         self.register_buffer("rope_cos", cos.to(device), persistent=False)
         self.register_buffer("rope_sin", sin.to(device), persistent=False)
 
@@ -76,7 +76,7 @@ class DecoderLM(nn.Module):
         device = device or self.tok_emb.weight.device
         for block in self.blocks:
             block.attn.kv_cache = KVCache(
-                batch_size, max_seq_len, c.n_kv_heads, c.head_dim, dtype, device
+                batch_size, max_seq_len, c.kv_heads, c.head_size, dtype, device
             )
         if c.position == "rope" and max_seq_len > self.max_seq_len:
             self.max_seq_len = max_seq_len
@@ -138,7 +138,7 @@ class DecoderLM(nn.Module):
         rope = None
         if c.position == "rope":
             cos, sin = self.rope_cos[position_ids], self.rope_sin[position_ids]  # (B|T, T, hd)
-            rope = (cos.view(-1, 1, T, c.head_dim), sin.view(-1, 1, T, c.head_dim))
+            rope = (cos.view(-1, 1, T, c.head_size), sin.view(-1, 1, T, c.head_size))
         mask = self._mask(input_pos, attention_mask, cached, T)
         for block in self.blocks:
             x = block(x, rope, mask, input_pos)

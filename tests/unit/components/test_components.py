@@ -148,3 +148,10 @@ def test_config_round_trips_through_dict():
         TINY, position="rope", rope_scaling={"rope_type": "llama3", "factor": 8.0}
     )
     assert ModelConfig.from_dict(cfg.to_dict()) == cfg
+
+
+def test_replace_rederives_head_dim_kv_heads_and_ffn_size():
+    """Changing one field must not carry derived numbers from the old config."""
+    cfg = dataclasses.replace(TINY, n_embd=64, n_head=8)
+    assert (cfg.head_size, cfg.kv_heads, cfg.ffn_size) == (8, 8, 256)
+    DecoderLM(dataclasses.replace(cfg, n_kv_heads=2))(torch.randint(0, 97, (1, 4)))
