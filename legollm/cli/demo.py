@@ -47,12 +47,9 @@ def _write_corpus(folder: Path) -> list[str]:
 
 
 def _train_tokenizer(docs: list[str], out: Path, vocab_size: int, chars: int) -> dict:
-    """A LegoLLM BPE tokenizer spec for prepare (char-level if the BPE area is absent)."""
-    try:
-        from legollm.core.tokenization import GPT4_SPLIT_PATTERN, RegexBPETokenizer
-    except ImportError:
-        print("  (BPE tokenizers not available in this build: using a character tokenizer)")
-        return {"tokenizer": "char"}
+    """Train a byte-level BPE tokenizer and return the prepare fields that point at it."""
+    from legollm.core.tokenization import GPT4_SPLIT_PATTERN, RegexBPETokenizer
+
     text = "\n\n".join(docs)[:chars]
     tok = RegexBPETokenizer(pattern=GPT4_SPLIT_PATTERN)
     tok.train(text, vocab_size)
@@ -66,25 +63,10 @@ def _train_tokenizer(docs: list[str], out: Path, vocab_size: int, chars: int) ->
 def _sample(model, tokenizer, prompt: str, new_tokens: int, seed: int = 0) -> str:
     import torch
 
-    ids = tokenizer.encode_ordinary(prompt) or [0]
-    idx = torch.tensor([ids], dtype=torch.long)
-    try:
-        from legollm.generation import generate
-    except ImportError:
-        generate = None
-    if generate is not None:
-        out = generate(model, idx, new_tokens, temperature=0.8, top_k=40, seed=seed)
-    else:  # a tiny sampling loop until the generation area lands
-        g = torch.Generator().manual_seed(seed)
-        ctx = model.config.context_length
-        with torch.no_grad():
-            for _ in range(new_tokens):
-                logits = model(idx[:, -ctx:])[:, -1, :] / 0.8  # (1, V)
-                v, _ = torch.topk(logits, 40)
-                logits[logits < v[:, [-1]]] = -float("inf")
-                nxt = torch.multinomial(torch.softmax(logits, -1), 1, generator=g)
-                idx = torch.cat([idx, nxt], dim=1)
-        out = idx
+    from legollm.generation import generate
+
+    ids = torch.tensor([tokenizer.encode_ordinary(prompt) or [0]], dtype=torch.long)
+    out = generate(model, ids, new_tokens, temperature=0.8, top_k=40, seed=seed)
     return tokenizer.decode(out[0].tolist())
 
 
