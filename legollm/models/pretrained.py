@@ -13,7 +13,6 @@ import os
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
 from safetensors.torch import save_file
 
 from legollm.core.exceptions import ModelLoadError
@@ -41,18 +40,43 @@ def _safetensors_files(path: Path) -> list[Path]:
     )
 
 
+_DTYPES = {
+    "F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
+    "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8,
+    "U8": torch.uint8, "BOOL": torch.bool,
+}  # fmt: skip
+
+
+def _read_safetensors(file: Path):
+    """Yield (name, tensor) reading each tensor straight from the file into its own buffer.
+
+    The format is an 8-byte little-endian header size, a JSON header of
+    ``name -> {dtype, shape, data_offsets}``, then the raw bytes. Reading with
+    ``readinto`` (no mmap) keeps resident memory at the tensors we keep.
+    """
+    with open(file, "rb") as f:
+        size = int.from_bytes(f.read(8), "little")
+        header = json.loads(f.read(size))
+        header.pop("__metadata__", None)
+        base = 8 + size
+        for name, info in sorted(header.items(), key=lambda kv: kv[1]["data_offsets"][0]):
+            start, end = info["data_offsets"]
+            t = torch.empty(info["shape"], dtype=_DTYPES[info["dtype"]])
+            f.seek(base + start)
+            view = memoryview(t.view(-1).view(torch.uint8).numpy()) if t.numel() else b""
+            if t.numel() and f.readinto(view) != end - start:
+                raise ValueError(f"tensor {name} is truncated")
+            yield name, t
+
+
 def read_hf_state(path: str | os.PathLike[str]):
-    """Yield (name, tensor) from the checkpoint's safetensors files, lazily."""
+    """Yield (name, tensor) from the checkpoint's safetensors files, one tensor at a time."""
     for file in _safetensors_files(Path(path)):
         if not file.is_file():
             raise ModelLoadError(f"checkpoint shard missing: {file}")
         try:
-            with safe_open(str(file), framework="pt") as f:
-                for name in f.keys():  # noqa: SIM118 (safe_open is not a dict)
-                    yield name, f.get_tensor(name)
-        except (OSError, RuntimeError, ValueError) as e:
-            if isinstance(e, ModelLoadError):
-                raise
+            yield from _read_safetensors(file)
+        except (OSError, ValueError, KeyError, RuntimeError) as e:
             raise ModelLoadError(f"cannot read {file}: {e}") from e
 
 
@@ -81,7 +105,9 @@ def convert_hf_state(spec: ArchitectureSpec, model: DecoderLM, hf_items, dtype=N
                     f"{name} -> {our_name}: {tuple(part.shape)} vs {tuple(expected[our_name])}"
                 )
                 continue
-            ours[our_name] = part.to(dtype or part.dtype).contiguous()
+            # transposed/split parts stay views of the tensor read from disk: a copy per
+            # tensor would leave freed buffers behind in the heap and raise resident memory
+            ours[our_name] = part if dtype is None else part.to(dtype)
     if tied:
         expected.pop("lm_head.weight", None)
     missing = sorted(set(expected) - set(ours))
