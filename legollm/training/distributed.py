@@ -67,7 +67,10 @@ def current_dist_info() -> DistInfo:
 
 
 def cleanup_distributed() -> None:
+    """Leave the process group together: a rank that tears down while another is still
+    writing its checkpoint makes gloo abort that peer, so wait for everyone first."""
     if dist.is_available() and dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()
 
 
