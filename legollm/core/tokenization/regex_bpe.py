@@ -18,6 +18,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import time
+from array import array
 from collections import Counter
 from itertools import chain
 
@@ -184,7 +185,7 @@ class RegexBPETokenizer(Tokenizer):
         slices = [texts[i : i + step] for i in range(0, len(texts), step)]
         with mp.get_context("fork").Pool(workers, _init_worker, (self, allowed_special)) as pool:
             parts = pool.map(_encode_slice, slices)
-        return [ids for part in parts for ids in part]
+        return [ids.tolist() for part in parts for ids in part]
 
     # -- pretrained ranks -----------------------------------------------------
     @classmethod
@@ -229,8 +230,9 @@ def _init_worker(tok: RegexBPETokenizer, allowed_special) -> None:
     _worker_tok, _worker_allowed = tok, allowed_special
 
 
-def _encode_slice(texts: list[str]) -> list[list[int]]:
-    return [_worker_tok.encode(t, _worker_allowed) for t in texts]
+def _encode_slice(texts: list[str]) -> list[array]:
+    # compact int arrays pickle as one buffer each; lists of Python ints are slow to ship
+    return [array("I", _worker_tok.encode(t, _worker_allowed)) for t in texts]
 
 
 def _count_chunks(args: tuple[str, str]) -> Counter[str]:
