@@ -55,3 +55,21 @@ def atomic_path(path: str | os.PathLike[str]) -> tuple[Path, Path]:
     fd, tmp = tempfile.mkstemp(dir=final.parent, prefix=f".{final.name}.", suffix=".tmp")
     os.close(fd)
     return Path(tmp), final
+
+
+def read_yaml_mapping(path: str | os.PathLike[str], what: str = "config fields") -> dict:
+    """Read a YAML file that must hold a mapping, with one clear ConfigError otherwise."""
+    import yaml
+
+    from legollm.core.exceptions import ConfigError
+
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file not found: {p}")
+    try:
+        d = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{p} is not valid YAML: {e}") from e
+    if not isinstance(d, dict):
+        raise ConfigError(f"{p} must hold a mapping of {what}")
+    return d

@@ -89,18 +89,9 @@ class PrepareConfig:
 
     @classmethod
     def from_yaml(cls, path: str | os.PathLike[str]) -> PrepareConfig:
-        import yaml
+        from legollm.core.utils import read_yaml_mapping
 
-        p = Path(path)
-        if not p.is_file():
-            raise ConfigError(f"config file not found: {p}")
-        try:
-            d = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as e:
-            raise ConfigError(f"{p} is not valid YAML: {e}") from e
-        if not isinstance(d, dict):
-            raise ConfigError(f"{p} must hold a mapping of prepare fields")
-        return cls.from_dict(d)
+        return cls.from_dict(read_yaml_mapping(path, "prepare fields"))
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

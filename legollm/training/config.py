@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from legollm.core.exceptions import ConfigError
@@ -115,17 +114,9 @@ class TrainConfig:
         cls, path: str | os.PathLike[str], overrides: list[str] | None = None
     ) -> TrainConfig:
         """Read a YAML file, then apply ``key=value`` overrides (see :func:`apply_overrides`)."""
-        import yaml
+        from legollm.core.utils import read_yaml_mapping
 
-        p = Path(path)
-        if not p.is_file():
-            raise ConfigError(f"config file not found: {p}")
-        try:
-            d = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as e:
-            raise ConfigError(f"{p} is not valid YAML: {e}") from e
-        if not isinstance(d, dict):
-            raise ConfigError(f"{p} must hold a mapping of train config fields")
+        d = read_yaml_mapping(path, "train config fields")
         return cls.from_dict(apply_overrides(d, overrides or []))
 
 
