@@ -19,6 +19,7 @@ import torch
 
 from legollm.core.exceptions import GenerationError
 from legollm.generation.sampling import check_sampling_args, next_token
+from legollm.generation.text import TextStreamer, check_stop_strings
 
 
 def stream(
@@ -34,9 +35,23 @@ def stream(
     min_p: float | None = None,
     repetition_penalty: float | None = None,
     attention_mask: torch.Tensor | None = None,
+    stop_strings: list[str] | str | None = None,
+    tokenizer=None,
+    pad_token_id: int | None = None,
     use_cache: bool = True,
+    slide_window: bool = True,
+    compile: bool = False,
 ) -> Iterator[torch.Tensor]:
-    """Yield the next token of every row, (B,), one step at a time."""
+    """Yield the next token of every row, (B,), one step at a time.
+
+    A row stops growing at an ``eos_token_id`` or once its generated text contains
+    one of ``stop_strings`` (decoded with ``tokenizer``); from then on it receives
+    ``pad_token_id`` (default: the first EOS id, else 0) until every row is done.
+    With ``slide_window=False`` a prompt plus ``max_new_tokens`` that does not fit
+    the context is an error instead of a sliding window. ``compile=True`` runs the
+    one-token decode step through ``torch.compile`` (worth it on GPUs; the first
+    call pays the compilation).
+    """
     if input_ids.dim() == 1:
         input_ids = input_ids[None]
     B, T = input_ids.shape
@@ -46,53 +61,83 @@ def stream(
         raise GenerationError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
     check_sampling_args(temperature, top_k, top_p, min_p, repetition_penalty)
     ctx = model.config.context_length
+    if not slide_window and T + max_new_tokens > ctx:
+        raise GenerationError(
+            f"the prompt ({T} tokens) plus max_new_tokens ({max_new_tokens}) exceeds the "
+            f"model's context of {ctx} tokens: shorten the prompt, lower max_new_tokens, "
+            "or allow the sliding window"
+        )
+    stops = check_stop_strings(stop_strings)
+    if stops and tokenizer is None:
+        raise GenerationError("stop_strings need the tokenizer to decode the generated text")
     device = input_ids.device
     generator = torch.Generator(device=device).manual_seed(seed) if seed is not None else None
-    eos = torch.tensor(
-        [eos_token_id] if isinstance(eos_token_id, int) else (eos_token_id or []), device=device
-    )
-    mask = (
-        torch.ones(B, T, dtype=torch.long, device=device)
-        if attention_mask is None
-        else attention_mask.long()
-    )
-    ids = input_ids
+    eos_ids = [eos_token_id] if isinstance(eos_token_id, int) else list(eos_token_id or [])
+    eos = torch.tensor(eos_ids, dtype=torch.long, device=device)
+    fill = pad_token_id if pad_token_id is not None else (eos_ids[0] if eos_ids else 0)
+    streamers = [TextStreamer(tokenizer, stops) for _ in range(B)] if stops else []
+
+    # Token ids and the padding mask live in buffers sized once for the whole run.
+    total = T + max_new_tokens
+    ids = torch.empty(B, total, dtype=torch.long, device=device)
+    ids[:, :T] = input_ids
+    mask = torch.ones(B, total, dtype=torch.long, device=device)
+    if attention_mask is not None:
+        mask[:, :T] = attention_mask
+    # Slots past the prompt are real tokens, and unwritten ones are hidden by causality,
+    # so the cached steps can always pass the full-length mask (a static shape).
+    pad_mask = mask if attention_mask is not None else None
     finished = torch.zeros(B, dtype=torch.bool, device=device)
-    cached = use_cache and T + max_new_tokens <= ctx
+    cached = use_cache and total <= ctx
     sample = dict(temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p,
                   repetition_penalty=repetition_penalty, generator=generator)  # fmt: skip
+    step_fn = _compiled_step(model) if compile and cached else model
     was_training = model.training
     model.eval()
     try:
         with torch.inference_mode():
             if cached:
-                model.setup_kv_cache(B, T + max_new_tokens)
-                pos = (mask.cumsum(-1) - 1).clamp(min=0)  # real-token positions per row
-                logits = model(ids, input_pos=torch.arange(T, device=device), position_ids=pos,
-                               attention_mask=mask)[:, -1]  # fmt: skip
+                model.setup_kv_cache(B, total)
+                pos = (mask[:, :T].cumsum(-1) - 1).clamp(min=0)  # real-token positions per row
+                logits = model(ids[:, :T], input_pos=torch.arange(T, device=device), position_ids=pos,
+                               attention_mask=pad_mask, last_only=True)[:, -1]  # fmt: skip
             for step in range(max_new_tokens):
+                t = T + step  # the slot this step's token goes to
                 if not cached:
-                    window, wmask = ids[:, -ctx:], mask[:, -ctx:]
-                    pos = (wmask.cumsum(-1) - 1).clamp(min=0)
-                    logits = model(window, position_ids=pos, attention_mask=wmask)[:, -1]
-                tok = next_token(logits, seen=ids, **sample)
-                if eos.numel():
-                    tok = torch.where(finished, eos[0], tok)
-                    finished |= torch.isin(tok, eos)
+                    lo = max(t - ctx, 0)
+                    window, wmask = ids[:, lo:t], mask[:, lo:t]
+                    wpos = (wmask.cumsum(-1) - 1).clamp(min=0)
+                    logits = model(window, position_ids=wpos, attention_mask=wmask,
+                                   last_only=True)[:, -1]  # fmt: skip
+                tok = next_token(logits, seen=ids[:, :t], **sample)
+                if B > 1 or eos_ids or stops:
+                    tok = torch.where(finished, fill, tok)
+                    if eos_ids:
+                        finished |= torch.isin(tok, eos)
+                    for row, streamer in enumerate(streamers):
+                        streamer.put(int(tok[row]))
+                        finished[row] |= streamer.stopped
+                ids[:, t] = tok
                 yield tok
-                if finished.all() or step == max_new_tokens - 1:
+                if step == max_new_tokens - 1 or bool(finished.all()):
                     break
-                ids = torch.cat([ids, tok[:, None]], dim=1)
-                mask = torch.cat([mask, torch.ones(B, 1, dtype=mask.dtype, device=device)], dim=1)
                 if cached:
-                    t = ids.shape[1] - 1
-                    logits = model(tok[:, None], input_pos=torch.tensor([t], device=device),
-                                   position_ids=pos[:, -1:] + 1, attention_mask=mask)[:, -1]  # fmt: skip
                     pos = pos[:, -1:] + 1
+                    logits = step_fn(tok[:, None], input_pos=torch.tensor([t], device=device),
+                                     position_ids=pos, attention_mask=pad_mask)[:, -1]  # fmt: skip
     finally:
         if cached:
             model.remove_kv_cache()
         model.train(was_training)
+
+
+def _compiled_step(model):
+    """The model's forward compiled once per model for one-token steps (static shapes)."""
+    fn = getattr(model, "_legollm_compiled_step", None)
+    if fn is None:
+        fn = torch.compile(model, dynamic=False, fullgraph=False)
+        object.__setattr__(model, "_legollm_compiled_step", fn)
+    return fn
 
 
 def generate(

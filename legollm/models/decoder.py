@@ -105,7 +105,14 @@ class DecoderLM(nn.Module):
         position_ids: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
         loss_reduction: str = "mean",
+        last_only: bool = False,
     ):
+        """Logits (B, T, vocab), or (logits, loss) with ``targets``.
+
+        ``last_only=True`` projects only the last position onto the vocabulary
+        (logits (B, 1, vocab)): all that decoding needs from a prefill, and it skips
+        the largest matrix multiply for every other prompt token.
+        """
         c = self.config
         B, T = idx.shape
         cached = self.has_kv_cache
@@ -116,7 +123,8 @@ class DecoderLM(nn.Module):
                 f"sequence length {T} exceeds the model's context_length {c.context_length}; "
                 "crop the input to the last context_length tokens"
             )
-        if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= c.vocab_size):
+        checking = not torch.compiler.is_compiling()  # host syncs would break the graph
+        if checking and idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= c.vocab_size):
             raise ConfigError(
                 f"token ids must be in [0, {c.vocab_size}), got min {int(idx.min())} and max "
                 f"{int(idx.max())}: the tokenizer does not match this model's vocab_size"
@@ -125,7 +133,7 @@ class DecoderLM(nn.Module):
             input_pos = torch.arange(T, device=idx.device)
         if position_ids is None:
             position_ids = input_pos
-        if c.position == "learned" and int(position_ids.max()) >= c.context_length:
+        if checking and c.position == "learned" and int(position_ids.max()) >= c.context_length:
             raise ConfigError(
                 f"position {int(position_ids.max())} is past the learned context "
                 f"({c.context_length}); crop or slide the window"
@@ -142,6 +150,8 @@ class DecoderLM(nn.Module):
         mask = self._mask(input_pos, attention_mask, cached, T)
         for block in self.blocks:
             x = block(x, rope, mask, input_pos)
+        if last_only and targets is None:
+            x = x[:, -1:]
         x = self.norm(x)
         logits = self.lm_head(x)  # (B, T, vocab)
         if targets is None:
