@@ -1,0 +1,1 @@
+"""Instruction fine-tuning: prompt formats, chat templates, datasets, SFT."""

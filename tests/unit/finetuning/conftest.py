@@ -1,0 +1,27 @@
+"""Fixtures for fine-tuning tests: the real GPT-2 tokenizer (shared data) and a char one."""
+
+from __future__ import annotations
+
+import pytest
+
+from legollm.data.tokenizer_spec import CharTokenizer
+
+RECORDS = [
+    {"instruction": "Add 2 and 3.", "input": "", "output": "5"},
+    {"instruction": "Reverse the word.", "input": "abc", "output": "cba"},
+    {"instruction": "Name a colour.", "input": "", "output": "Blue is a colour of the sky."},
+]
+
+
+@pytest.fixture(scope="session")
+def gpt2_tokenizer(shared_data):
+    from legollm.core.tokenization import RegexBPETokenizer
+
+    g = shared_data / "gpt2"
+    return RegexBPETokenizer.from_gpt2_files(g / "encoder.json", g / "vocab.bpe")
+
+
+@pytest.fixture(scope="session")
+def char_tokenizer():
+    """Every printable ASCII character plus <|endoftext|>: small vocab for tiny models."""
+    return CharTokenizer.from_text([" \n" + "".join(chr(c) for c in range(33, 127))])
