@@ -90,18 +90,30 @@ class Tokenizer:
     def to_dict(self) -> dict:
         """A versioned, JSON-safe description: merges as base64 byte pairs, in rank order."""
         ordered = sorted(self.merges.items(), key=lambda kv: kv[1])
-        byte_ids = {i: base64.b64encode(self.vocab[i]).decode() for i in range(256)}
+        # tokens no merge builds: the 256 bytes (permuted in some published vocabularies)
+        # and, in Hugging Face files, tokens only reachable as whole chunks
+        merged = set(self.merges.values())
+        base = {i: b for i, b in self.vocab.items() if i not in merged}
+        identity = base == {i: bytes([i]) for i in range(256)}
         return {
             "format": FORMAT_NAME,
             "version": FORMAT_VERSION,
             "type": type(self).__name__,
             "pattern": self.pattern,
-            "byte_tokens": byte_ids
-            if any(self.vocab[i] != bytes([i]) for i in range(256))
-            else None,
+            "byte_tokens": None
+            if identity
+            else {i: base64.b64encode(b).decode() for i, b in sorted(base.items())},
             "merges": [[a, b, idx] for (a, b), idx in ordered],
             "special_tokens": self.special_tokens,
+            **self._options(),
         }
+
+    def _options(self) -> dict:
+        """Extra fields a subclass saves (read back by :meth:`_set_options`)."""
+        return {}
+
+    def _set_options(self, data: dict) -> None:
+        """Read back what :meth:`_options` wrote; absent keys keep their defaults."""
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write ``path`` (JSON, atomically) and ``path.vocab`` (one token per line, readable).
@@ -142,10 +154,21 @@ class Tokenizer:
             self.vocab = {i: bytes([i]) for i in range(256)}
             if data.get("byte_tokens"):
                 self.vocab = {int(i): base64.b64decode(b) for i, b in data["byte_tokens"].items()}
-            self.merges = {}
-            for a, b, idx in data["merges"]:
-                self.merges[(a, b)] = idx
-                self.vocab[idx] = self.vocab[a] + self.vocab[b]
+            self.merges = {(a, b): idx for a, b, idx in data["merges"]}
+            # a merge's parts usually have lower ids; converted vocabularies may list
+            # (a, b) -> c with b > c, so build in passes until every merge resolves
+            pending = list(self.merges.items())
+            while pending:
+                rest = [
+                    m for m in pending if m[0][0] not in self.vocab or m[0][1] not in self.vocab
+                ]
+                for (a, b), idx in pending:
+                    if a in self.vocab and b in self.vocab:
+                        self.vocab[idx] = self.vocab[a] + self.vocab[b]
+                if len(rest) == len(pending):
+                    raise ValueError(f"merge {rest[0][0]} -> {rest[0][1]} uses an unknown token")
+                pending = rest
+            self._set_options(data)
             self.special_tokens, self.inverse_special_tokens = {}, {}
             self.register_special_tokens({k: int(v) for k, v in data["special_tokens"].items()})
         except TokenizerError as e:

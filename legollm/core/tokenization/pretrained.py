@@ -1,4 +1,4 @@
-"""Loading published BPE ranks: OpenAI's GPT-2 files and .tiktoken rank files.
+"""Loading published BPE ranks: OpenAI's GPT-2 files, .tiktoken rank files, Llama 3.
 
 GPT-2's files store tokens as *unicode strings*, not bytes: every byte is mapped to
 a printable character first (so the vocab is readable JSON), and the merges file
@@ -75,6 +75,7 @@ def load_gpt2_files(cls, encoder_json, vocab_bpe):
     if any(len(vocab.get(i, b"")) != 1 for i in range(256)):
         raise TokenizerError(f"{encoder_json}: ids 0..255 must be the 256 byte tokens")
     tok.vocab, tok.merges = vocab, merges
+    tok.bpe_mode = "ranks"  # tiktoken's "gpt2" is the oracle; ids are ranks in these files
     tok._after_load()
     if "<|endoftext|>" in encoder:
         tok.register_special_tokens({"<|endoftext|>": encoder["<|endoftext|>"]})
@@ -102,15 +103,69 @@ def load_tiktoken(cls, path, pattern: str, special_tokens: dict[str, int]):
     tok.merges = {}
     for token, rank in sorted(ranks.items(), key=lambda kv: kv[1]):
         if len(token) > 1:
-            left, right = _recover_merge(ranks, token, rank)
-            tok.merges[(ranks[left], ranks[right])] = rank
+            # a token BPE cannot build from lower ranks (Llama 3 has a few added by hand)
+            # stays a base token: the whole-chunk lookup still finds it, as in tiktoken
+            pair = _recover_merge(ranks, token, rank)
+            if pair is not None:
+                tok.merges[(ranks[pair[0]], ranks[pair[1]])] = rank
+    tok.bpe_mode = "ranks"
     tok._after_load()
     if special_tokens:
         tok.register_special_tokens(special_tokens)
     return tok
 
 
-def _recover_merge(ranks: dict[bytes, int], token: bytes, max_rank: int) -> tuple[bytes, bytes]:
+# Meta's layouts of Llama 3's 256 special tokens, ids num_base_tokens + position.
+# "3": meta-llama/llama3 llama/tokenizer.py; "3.1" and "3.2": meta-llama/llama-models
+# (models/llama3_1/api/tokenizer.py, models/llama3/tokenizer.py). The ids a chat needs
+# (begin/end of text, start/end header, eot) sit at the same positions in all three.
+_LLAMA3_NAMED = {
+    "3": [
+        "<|begin_of_text|>", "<|end_of_text|>",
+        "<|reserved_special_token_0|>", "<|reserved_special_token_1|>",
+        "<|reserved_special_token_2|>", "<|reserved_special_token_3|>",
+        "<|start_header_id|>", "<|end_header_id|>",
+        "<|reserved_special_token_4|>", "<|eot_id|>",
+    ],
+    "3.1": [
+        "<|begin_of_text|>", "<|end_of_text|>",
+        "<|reserved_special_token_0|>", "<|reserved_special_token_1|>",
+        "<|finetune_right_pad_id|>", "<|step_id|>",
+        "<|start_header_id|>", "<|end_header_id|>",
+        "<|eom_id|>", "<|eot_id|>", "<|python_tag|>",
+    ],
+}  # fmt: skip
+_LLAMA3_NAMED["3.2"] = [*_LLAMA3_NAMED["3.1"], "<|image|>"]
+LLAMA3_NUM_SPECIAL_TOKENS = 256
+
+
+def llama3_special_tokens(num_base_tokens: int, version: str = "3") -> dict[str, int]:
+    """Llama 3's special tokens: the named ones, then reserved ones up to 256 in all."""
+    named = _LLAMA3_NAMED.get(version)
+    if named is None:
+        raise TokenizerError(
+            f"unknown Llama 3 tokenizer version {version!r}; use one of {sorted(_LLAMA3_NAMED)}"
+        )
+    first_reserved = sum(t.startswith("<|reserved_special_token_") for t in named)
+    names = named + [
+        f"<|reserved_special_token_{first_reserved + i}|>"
+        for i in range(LLAMA3_NUM_SPECIAL_TOKENS - len(named))
+    ]
+    return {name: num_base_tokens + i for i, name in enumerate(names)}
+
+
+def load_llama3_tokenizer(cls, path, version: str = "3"):
+    """Llama 3's ``tokenizer.model``: a .tiktoken rank file, its split pattern, 256 specials."""
+    from legollm.core.tokenization.patterns import LLAMA3_SPLIT_PATTERN
+
+    tok = load_tiktoken(cls, path, LLAMA3_SPLIT_PATTERN, {})
+    tok.register_special_tokens(llama3_special_tokens(len(tok.vocab), version))
+    return tok
+
+
+def _recover_merge(
+    ranks: dict[bytes, int], token: bytes, max_rank: int
+) -> tuple[bytes, bytes] | None:
     """The two tokens BPE joins last to make ``token``, using only ranks below its own."""
     parts = [bytes([b]) for b in token]
     while len(parts) > 2:
@@ -122,9 +177,7 @@ def _recover_merge(ranks: dict[bytes, int], token: bytes, max_rank: int) -> tupl
         if best_i is None:
             break
         parts[best_i : best_i + 2] = [parts[best_i] + parts[best_i + 1]]
-    if len(parts) != 2:
-        raise TokenizerError(f"cannot recover a merge for token {token!r} (rank {max_rank})")
-    return parts[0], parts[1]
+    return (parts[0], parts[1]) if len(parts) == 2 else None
 
 
 def save_tiktoken(tok, path) -> None:

@@ -5,6 +5,15 @@ regex splits the rest into chunks, and each chunk is merged independently. Real
 text repeats its chunks ("the", " of", "\\n"), so a chunk -> ids cache answers most
 of them; a miss runs the merges in rank order on that chunk alone.
 
+Published vocabularies come with one of two merge rules, and ``bpe_mode`` says which:
+
+- ``"merges"`` (our trainer, Hugging Face BPE): only the listed pairs merge, the pair
+  learned first wins. ``ignore_merges`` (Hugging Face's name) first looks the whole
+  chunk up in the vocabulary, as Llama 3's tokenizer.json asks.
+- ``"ranks"`` (tiktoken): a chunk that is a token is that token; otherwise any two
+  neighbours whose concatenation is a token may merge, the lowest id first. This is
+  how a .tiktoken rank file (which lists no merges) is meant to be read.
+
 Example::
 
     >>> tok = RegexBPETokenizer(pattern=GPT2_SPLIT_PATTERN)
@@ -18,6 +27,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import time
+import unicodedata
 from array import array
 from collections import Counter
 from itertools import chain
@@ -37,22 +47,57 @@ class RegexBPETokenizer(Tokenizer):
 
     def __init__(self, pattern: str | None = None) -> None:
         super().__init__(GPT4_SPLIT_PATTERN if pattern is None else pattern)
+        self.bpe_mode = "merges"  # or "ranks" (tiktoken's rule), see the module docstring
+        self.ignore_merges = False  # look whole chunks up before merging ("merges" mode)
+        self.normalizer: str | None = None  # "NFC": text is NFC-normalised first (Qwen2)
         self._after_load()
+
+    def _options(self) -> dict:
+        return {
+            "bpe_mode": self.bpe_mode,
+            "ignore_merges": self.ignore_merges,
+            "normalizer": self.normalizer,
+        }
+
+    def _set_options(self, data: dict) -> None:
+        self.bpe_mode = data.get("bpe_mode", "merges")
+        self.ignore_merges = bool(data.get("ignore_merges", False))
+        self.normalizer = data.get("normalizer")
 
     def _after_load(self) -> None:
         try:
             self._compiled = regex.compile(self.pattern)
         except regex.error as e:
             raise TokenizerError(f"invalid split pattern {self.pattern!r}: {e}") from e
-        self._byte_ids = [0] * 256  # byte value -> id of its single-byte token
-        for idx, b in self.vocab.items():
-            if len(b) == 1 and idx < 256:
+        if self.bpe_mode not in ("merges", "ranks"):
+            raise TokenizerError(f"bpe_mode must be 'merges' or 'ranks', got {self.bpe_mode!r}")
+        if self.normalizer not in (None, "NFC"):
+            raise TokenizerError(f"normalizer must be None or 'NFC', got {self.normalizer!r}")
+        singles = {b[0] for b in self.vocab.values() if len(b) == 1}
+        missing = [b for b in range(256) if b not in singles]
+        if missing:
+            raise TokenizerError(
+                f"the vocabulary lacks {len(missing)} of the 256 single-byte tokens "
+                f"(e.g. byte {missing[0]}); byte-level BPE needs all of them"
+            )
+        self._byte_ids = [0] * 256  # byte value -> id of its single-byte token (lowest id)
+        for idx in sorted(self.vocab, reverse=True):
+            b = self.vocab[idx]
+            if len(b) == 1:
                 self._byte_ids[b[0]] = idx
+        # bytes -> id, for whole-chunk lookups and tiktoken's rank rule
+        self._token_ids = {b: i for i, b in sorted(self.vocab.items(), reverse=True)}
+        if self.bpe_mode == "ranks":
+            encode_chunk = self._encode_chunk_ranks
+        elif self.ignore_merges:
+            encode_chunk = self._encode_chunk_whole_first
+        else:
+            encode_chunk = self._encode_chunk
         self._special_re = None
         if self.special_tokens:
             alts = sorted(self.special_tokens, key=len, reverse=True)
             self._special_re = regex.compile("(" + "|".join(map(regex.escape, alts)) + ")")
-        self._cache = _ChunkCache(self._encode_chunk)
+        self._cache = _ChunkCache(encode_chunk)
 
     def register_special_tokens(self, special_tokens: dict[str, int]) -> None:
         super().register_special_tokens(special_tokens)
@@ -123,8 +168,42 @@ class RegexBPETokenizer(Tokenizer):
             ids = merge_pair(ids, best, best_id)
         return ids
 
+    def _encode_chunk_whole_first(self, chunk: bytes) -> list[int]:
+        idx = self._token_ids.get(chunk)
+        return [idx] if idx is not None else self._encode_chunk(chunk)
+
+    def _encode_chunk_ranks(self, chunk: bytes) -> list[int]:
+        """tiktoken's rule: merge the neighbours whose concatenation has the lowest id."""
+        ranks = self._token_ids
+        idx = ranks.get(chunk)
+        if idx is not None:
+            return [idx]
+        parts = [chunk[i : i + 1] for i in range(len(chunk))]
+        while len(parts) >= 2:
+            best, best_id = None, None
+            for a, b in zip(parts, parts[1:], strict=False):
+                idx = ranks.get(a + b)
+                if idx is not None and (best_id is None or idx < best_id):
+                    best, best_id = a + b, idx
+            if best is None:
+                break
+            # merge every occurrence of `best` left to right in one pass: the same result
+            # as tiktoken's one-at-a-time loop, without its quadratic cost on long runs
+            out, i, n = [], 0, len(parts)
+            while i < n:
+                if i + 1 < n and parts[i] + parts[i + 1] == best:
+                    out.append(best)
+                    i += 2
+                else:
+                    out.append(parts[i])
+                    i += 1
+            parts = out
+        return [ranks[p] for p in parts]
+
     def encode_ordinary(self, text: str) -> list[int]:
         """Encode ``text`` ignoring special tokens (their strings are plain text here)."""
+        if self.normalizer is not None:
+            text = unicodedata.normalize(self.normalizer, text)
         cache = self._cache
         if len(cache) > _CACHE_LIMIT:
             cache.clear()
@@ -159,6 +238,8 @@ class RegexBPETokenizer(Tokenizer):
             )
         if not special:
             return self.encode_ordinary(text)
+        if self.normalizer is not None:  # special tokens are ASCII: normalising first is safe
+            text = unicodedata.normalize(self.normalizer, text)
         pattern = (
             "(" + "|".join(regex.escape(s) for s in sorted(special, key=len, reverse=True)) + ")"
         )
@@ -201,6 +282,17 @@ class RegexBPETokenizer(Tokenizer):
         from legollm.core.tokenization.pretrained import load_tiktoken
 
         return load_tiktoken(cls, path, pattern, special_tokens or {})
+
+    @classmethod
+    def from_llama3(cls, path, version: str = "3") -> RegexBPETokenizer:
+        """Llama 3's ``tokenizer.model`` with Meta's split pattern and 256 special tokens.
+
+        ``version`` picks the names of the special tokens: "3" (Llama 3), "3.1"
+        (adds <|eom_id|>, <|python_tag|>, ...), "3.2" (adds <|image|>).
+        """
+        from legollm.core.tokenization.pretrained import load_llama3_tokenizer
+
+        return load_llama3_tokenizer(cls, path, version)
 
     def save_tiktoken(self, path) -> None:
         from legollm.core.tokenization.pretrained import save_tiktoken
