@@ -41,6 +41,7 @@ def stream(
     use_cache: bool = True,
     slide_window: bool = True,
     compile: bool = False,
+    vocab_limit: int | None = None,
 ) -> Iterator[torch.Tensor]:
     """Yield the next token of every row, (B,), one step at a time.
 
@@ -50,7 +51,9 @@ def stream(
     With ``slide_window=False`` a prompt plus ``max_new_tokens`` that does not fit
     the context is an error instead of a sliding window. ``compile=True`` runs the
     one-token decode step through ``torch.compile`` (worth it on GPUs; the first
-    call pays the compilation).
+    call pays the compilation). ``vocab_limit=n`` only lets ids below n be chosen:
+    models whose vocabulary was padded (50257 -> 50304) never emit an id the
+    tokenizer cannot decode.
     """
     if input_ids.dim() == 1:
         input_ids = input_ids[None]
@@ -109,6 +112,8 @@ def stream(
                     wpos = (wmask.cumsum(-1) - 1).clamp(min=0)
                     logits = model(window, position_ids=wpos, attention_mask=wmask,
                                    last_only=True)[:, -1]  # fmt: skip
+                if vocab_limit is not None:
+                    logits = logits[:, :vocab_limit]
                 tok = next_token(logits, seen=ids[:, :t], **sample)
                 if B > 1 or eos_ids or stops:
                     tok = torch.where(finished, fill, tok)
