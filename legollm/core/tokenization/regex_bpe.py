@@ -294,6 +294,13 @@ class RegexBPETokenizer(Tokenizer):
 
         return load_llama3_tokenizer(cls, path, version)
 
+    @classmethod
+    def from_tokenizer_json(cls, path) -> RegexBPETokenizer:
+        """A Hugging Face ``tokenizer.json`` with a byte-level BPE model (GPT-2, Llama 3, Qwen)."""
+        from legollm.core.tokenization.hf_json import load_tokenizer_json
+
+        return load_tokenizer_json(cls, path)
+
     def save_tiktoken(self, path) -> None:
         from legollm.core.tokenization.pretrained import save_tiktoken
 
