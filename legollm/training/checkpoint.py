@@ -11,6 +11,7 @@ A checkpoint is ``torch.save`` of one dict::
     best_val_loss  float
     train_config   TrainConfig.to_dict()
     tokenizer      a spec for legollm.data.tokenizer_spec.load_tokenizer, or None
+    lora           None, or the LoRAConfig dict of the adapters inside ``model``
 
 Only tensors, numbers, strings, lists and dicts: it loads with ``weights_only=True``,
 so opening a checkpoint never runs code. It is written to a temp file and renamed.
@@ -121,10 +122,18 @@ def load_model_from_checkpoint(
 
     ckpt = load_checkpoint(path, map_location="cpu")
     model = DecoderLM(ModelConfig.from_dict(ckpt["model_config"]))
+    if ckpt.get("lora"):  # trained with LoRA adapters: rebuild them, then merge them in
+        from legollm.peft import LoRAConfig, apply_lora
+
+        apply_lora(model, LoRAConfig.from_dict(ckpt["lora"]))
     try:
         model.load_state_dict(ckpt["model"])
     except RuntimeError as e:
         raise ModelLoadError(f"checkpoint weights do not fit its model_config: {e}") from e
+    if ckpt.get("lora"):
+        from legollm.peft import remove_lora
+
+        remove_lora(model)  # a plain model with W + (alpha / r) B A
     return model.to(device).eval(), ckpt
 
 

@@ -251,6 +251,7 @@ class Trainer:
         return {
             "model": self.raw_model.state_dict(),
             "model_config": mcfg.to_dict() if hasattr(mcfg, "to_dict") else None,
+            "lora": self._lora_dict(),  # None, or the adapters' config (legollm.peft)
             "optimizer": self.optimizer.state_dict(),
             "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
             "step": self.step,
@@ -260,6 +261,10 @@ class Trainer:
             "train_config": self.config.to_dict(),
             "tokenizer": self.tokenizer,
         }
+
+    def _lora_dict(self) -> dict[str, Any] | None:
+        lora = getattr(self.raw_model, "lora_config", None)
+        return lora.to_dict() if lora is not None else None
 
     def save(self, name: str = "latest.pt") -> Path:
         return save_checkpoint(self.run_dir / name, self.state_dict())
@@ -274,6 +279,11 @@ class Trainer:
             raise TrainingError(
                 f"checkpoint {path} was trained with a different model config (differs in "
                 f"{diff}); resume with the same model settings or start a new run_dir"
+            )
+        if ckpt.get("lora") != self._lora_dict():
+            raise TrainingError(
+                f"checkpoint {path} has LoRA adapters {ckpt.get('lora')} but this model has "
+                f"{self._lora_dict()}; resume with the same LoRA settings"
             )
         self.raw_model.load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])

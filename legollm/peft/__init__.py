@@ -1,0 +1,35 @@
+"""Parameter-efficient fine-tuning: LoRA layers, injection by name, adapter files."""
+
+from legollm.peft.io import load_adapter, read_adapter_config, save_adapter
+from legollm.peft.lora import (
+    TARGET_PRESETS,
+    LoRAConfig,
+    LoRALinear,
+    apply_lora,
+    find_targets,
+    load_lora_state,
+    lora_layers,
+    lora_state_dict,
+    merge_lora,
+    remove_lora,
+    trainable_parameters,
+    unmerge_lora,
+)
+
+__all__ = [
+    "TARGET_PRESETS",
+    "LoRAConfig",
+    "LoRALinear",
+    "apply_lora",
+    "find_targets",
+    "load_adapter",
+    "load_lora_state",
+    "lora_layers",
+    "lora_state_dict",
+    "merge_lora",
+    "read_adapter_config",
+    "remove_lora",
+    "save_adapter",
+    "trainable_parameters",
+    "unmerge_lora",
+]
