@@ -164,26 +164,40 @@ def load_pretrained(
 
 def export_hf_state(spec: ArchitectureSpec, model: DecoderLM) -> dict[str, torch.Tensor]:
     state = model.state_dict()
-    out = {}
+    out, done = {}, set()
     for rule in spec.expand(model.config.n_layer):
         if model.config.tie_embeddings and rule.ours == ("lm_head.weight",):
             continue
+        if not all(o in state for o in rule.ours):
+            continue  # an optional weight this model does not have (e.g. a bias)
         t = torch.cat([state[o] for o in rule.ours], dim=0)
         out[rule.hf] = (t.t() if rule.transpose else t).contiguous()
+        done.update(rule.ours)
+    left = sorted(
+        set(state) - done - ({"lm_head.weight"} if model.config.tie_embeddings else set())
+    )
+    if left:
+        raise ModelLoadError(
+            f"{spec.model_type} has no place for {left}: save this model as an architecture "
+            "whose weight map covers them"
+        )
     return out
 
 
 def save_pretrained(model: DecoderLM, directory, model_type: str = "gpt2") -> Path:
     """Write an HF-compatible dir: config.json + model.safetensors, each atomically."""
     spec = get_architecture(model_type)
+    # both are checked before anything is written: a model the architecture cannot hold
+    # (say, q/k norms saved as llama) raises and leaves the directory as it was
+    hf_config, state = spec.config_to_hf(model.config), export_hf_state(spec, model)
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
     tmp, final = atomic_path(out / "model.safetensors")
     try:
-        save_file(export_hf_state(spec, model), str(tmp), metadata={"format": "pt"})
+        save_file(state, str(tmp), metadata={"format": "pt"})
         os.replace(tmp, final)
     finally:
         tmp.unlink(missing_ok=True)
     with atomic_write(out / "config.json") as f:
-        json.dump(spec.config_to_hf(model.config), f, indent=2)
+        json.dump(hf_config, f, indent=2)
     return out
