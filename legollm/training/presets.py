@@ -1,6 +1,10 @@
 """Named model sizes for training from scratch (GPT-2 style: LayerNorm, learned positions,
 GELU MLP, biases, tied embeddings). Each is a dict of ModelConfig fields; ``vocab_size``
 comes from the data and ``context_length`` from the block size unless given.
+
+A ``family:name`` preset (``llama3:tiny``, ``qwen3:qwen3-0.6b``, ``mistral:tiny``) is an
+architecture's published or small config from ``legollm.architectures``, with its
+vocab_size and context_length dropped so the data and block size set them as here.
 """
 
 from __future__ import annotations
@@ -35,8 +39,18 @@ MODEL_PRESETS: dict[str, dict[str, Any]] = {
 
 def model_preset(name: str) -> dict[str, Any]:
     """A copy of the preset's ModelConfig fields, looked up by exact name."""
+    if ":" in name:
+        from legollm.architectures import architecture_preset
+
+        fields = architecture_preset(name).to_dict()
+        for sized_by_the_run in ("vocab_size", "context_length"):
+            del fields[sized_by_the_run]
+        return fields
     if name not in MODEL_PRESETS:
-        raise ConfigError(f"unknown model preset {name!r}; use one of {sorted(MODEL_PRESETS)}")
+        raise ConfigError(
+            f"unknown model preset {name!r}; use one of {sorted(MODEL_PRESETS)} "
+            "or an architecture preset such as 'llama3:tiny'"
+        )
     return dict(MODEL_PRESETS[name])
 
 
