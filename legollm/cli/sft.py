@@ -1,0 +1,63 @@
+"""``legollm sft --config FILE.yaml [key=value ...] [--lora r=16,alpha=32,targets=attn] [--resume]``.
+
+Instruction fine-tuning (full or LoRA) from a LegoLLM checkpoint or an HF model
+directory; see legollm/finetuning/sft.py and configs/sft/.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "sft",
+        help="instruction fine-tuning (full or LoRA) from a YAML config (key=value overrides)",
+    )
+    p.add_argument("--config", required=True, help="a YAML sft config (see configs/sft/)")
+    p.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="key=value",
+        help="override fields, e.g. train.lr=1e-4 train.max_iters=100 format=alpaca",
+    )
+    p.add_argument(
+        "--lora",
+        metavar="SPEC",
+        help="train LoRA adapters instead of every weight: r=16,alpha=32,dropout=0.05,"
+        "targets=attn (presets attn, qv, mlp, all; join with +; or name patterns)",
+    )
+    p.add_argument("--resume", action="store_true", help="continue from train.run_dir/latest.pt")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from legollm.finetuning.sft import SFTConfig, run_sft
+
+    cfg = SFTConfig.from_yaml(args.config, args.overrides)
+    if args.lora:
+        from legollm.peft import LoRAConfig
+
+        base = cfg.lora or {}
+        cfg.lora = {**base, **_explicit(LoRAConfig.parse(args.lora), args.lora)}
+        cfg.lora_config()  # validate the merged settings
+    summary = run_sft(cfg, resume=args.resume)
+    if summary["is_main"]:
+        val, loss = summary["val_loss"], summary["train_loss"]
+        print(
+            f"done: step {summary['step']}"
+            + (f", train loss {loss:.4f}" if loss is not None else "")
+            + (f", val loss {val:.4f}" if val is not None else "")
+            + f"; trained {summary['trainable']:,} of {summary['total']:,} parameters"
+        )
+        print(f"checkpoint: {summary['run_dir']}/latest.pt")
+        for key in ("adapter", "responses", "plot"):
+            if summary.get(key):
+                print(f"{key + ':':<11} {summary[key]}")
+    return 0
+
+
+def _explicit(parsed, text: str) -> dict:
+    """Only the keys the flag names, so it overrides the config's lora: key by key."""
+    given = {item.partition("=")[0].strip() for item in text.split(",") if "=" in item}
+    return {k: v for k, v in parsed.to_dict().items() if k in given}

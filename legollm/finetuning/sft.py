@@ -1,0 +1,306 @@
+"""Supervised fine-tuning on instruction data, on the project's Trainer.
+
+The flow of ``legollm sft --config FILE.yaml``:
+
+1. Load the starting model: a LegoLLM checkpoint (``.pt`` or a run dir) or a
+   Hugging Face model directory, and its tokenizer (the checkpoint's spec, GPT-2's
+   ``vocab.json`` + ``merges.txt`` beside the HF weights, or ``tokenizer:`` in the config).
+2. Read the records, split them train/val/test with a fixed seed, render them with
+   the prompt format, truncate to the context (``max_length``).
+3. Optionally inject LoRA adapters (``lora:`` or ``--lora r=16,alpha=32,targets=attn``):
+   the base is frozen, so the optimizer only holds the adapters.
+4. Train with :class:`~legollm.training.trainer.Trainer`: dynamically padded batches,
+   loss summed over response tokens and divided by the real token count of the whole
+   accumulated step. Checkpoints (``latest.pt``/``best.pt``) resume exactly, LoRA included.
+5. Write ``adapter/`` (LoRA only) and ``test_responses.json``: the model's greedy answer
+   to every test record, next to the checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from legollm.core.exceptions import ConfigError, DataError, ModelLoadError
+
+RESPONSES_NAME = "test_responses.json"
+
+
+@dataclass
+class SFTConfig:
+    """One fine-tuning run. ``train`` holds TrainConfig fields (lr, max_iters, run_dir, ...)."""
+
+    init: str = ""  # LegoLLM checkpoint (.pt / run dir) or HF model directory
+    data: str = ""  # a JSON list or JSONL file of records
+    fields: dict[str, str] = field(default_factory=dict)  # canonical name -> file's name
+    on_bad_record: str = "error"  # error | skip
+    format: str = "alpaca"  # alpaca | chatml | llama3
+    system: str | None = None  # system prompt for chat formats
+    train_on: str = "response"  # response (prompt masked) | all
+    val_fraction: float = 0.05
+    test_fraction: float = 0.1
+    split_seed: int = 123
+    max_length: int | None = None  # positions per example; None = the model's context_length
+    sort_by_length: bool = True
+    pad_to_multiple_of: int = 1
+    tokenizer: dict[str, Any] | None = None  # a tokenizer spec; None = from init
+    lora: dict[str, Any] | None = None  # LoRAConfig fields; None = full fine-tuning
+    max_new_tokens: int = 256  # for the test responses
+    max_test_responses: int | None = None  # None = the whole test split; 0 = none
+    train: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        from legollm.finetuning.dataset import ON_BAD
+        from legollm.finetuning.formats import TRAIN_ON
+
+        if self.on_bad_record not in ON_BAD:
+            raise ConfigError(f"on_bad_record must be one of {ON_BAD}")
+        if self.train_on not in TRAIN_ON:
+            raise ConfigError(f"train_on must be one of {TRAIN_ON}, got {self.train_on!r}")
+        if self.max_length is not None and self.max_length < 2:
+            raise ConfigError(f"max_length must be >= 2, got {self.max_length}")
+        if not isinstance(self.train, dict):
+            raise ConfigError("train must be a mapping of TrainConfig fields")
+        self.train_config()  # validate the train fields now, not after loading a model
+        if self.lora is not None:
+            self.lora_config()
+
+    def train_config(self, block_size: int | None = None):
+        from legollm.training.config import TrainConfig
+
+        d = {"run_dir": "runs/sft", **self.train}
+        if "data_dir" in d:
+            raise ConfigError("train.data_dir is not used by sft; set data: FILE.json")
+        if block_size is not None:
+            d["block_size"] = block_size
+        return TrainConfig.from_dict(d)
+
+    def lora_config(self):
+        from legollm.peft import LoRAConfig
+
+        if not isinstance(self.lora, dict):
+            raise ConfigError("lora must be a mapping: {r: 16, alpha: 32, targets: [attn]}")
+        return LoRAConfig.from_dict(self.lora)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> SFTConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ConfigError(f"unknown sft config field(s) {unknown}; known: {sorted(names)}")
+        try:
+            return cls(**d)
+        except TypeError as e:
+            raise ConfigError(f"sft config: {e}") from e
+
+    @classmethod
+    def from_yaml(cls, path: str | os.PathLike[str], overrides: list[str] | None = None):
+        """YAML, then ``key=value`` overrides; dotted keys reach in (``train.lr=1e-4``)."""
+        from legollm.core.utils import read_yaml_mapping
+        from legollm.training.config import apply_overrides
+
+        d = read_yaml_mapping(path, "sft config fields")
+        return cls.from_dict(apply_overrides(d, overrides or []))
+
+
+# ---------------------------------------------------------------------------- loading
+def _gpt2_spec(directory: Path) -> dict[str, Any] | None:
+    """HF GPT-2 dirs ship OpenAI's files under other names: vocab.json, merges.txt."""
+    enc, bpe = directory / "vocab.json", directory / "merges.txt"
+    if enc.is_file() and bpe.is_file():
+        return {"type": "gpt2", "encoder_json": str(enc.resolve()), "vocab_bpe": str(bpe.resolve())}
+    return None
+
+
+def load_base(init: str, tokenizer_spec: dict[str, Any] | None = None):
+    """``(model, tokenizer, spec)`` from a LegoLLM checkpoint or an HF model directory."""
+    from legollm.data.tokenizer_spec import load_tokenizer, resolve_spec_paths
+
+    path = Path(init)
+    if not init or not path.exists():
+        raise ConfigError(
+            f"init {init!r} not found: give a LegoLLM checkpoint (.pt or run dir) or a "
+            "Hugging Face model dir (e.g. huggingface-cli download openai-community/gpt2 "
+            "--local-dir checkpoints/gpt2)"
+        )
+    spec = resolve_spec_paths(tokenizer_spec, Path.cwd()) if tokenizer_spec else None
+    ckpt_file = path if path.is_file() else None
+    if path.is_dir():
+        ckpt_file = next((path / n for n in ("best.pt", "latest.pt") if (path / n).is_file()), None)
+    if ckpt_file is not None:
+        from legollm.training.checkpoint import load_model_from_checkpoint
+
+        model, ckpt = load_model_from_checkpoint(ckpt_file)
+        spec = spec or ckpt.get("tokenizer")
+    elif (path / "config.json").is_file():
+        from legollm.models import load_pretrained
+
+        model = load_pretrained(path)
+        spec = spec or _gpt2_spec(path)
+    else:
+        raise ModelLoadError(f"{path} holds neither best.pt/latest.pt nor an HF config.json")
+    if spec is None:
+        raise ConfigError(
+            f"cannot tell the tokenizer of {init}; set tokenizer: {{type: gpt2, encoder_json: "
+            "..., vocab_bpe: ...}} (or another spec of legollm.data.tokenizer_spec)"
+        )
+    return model, load_tokenizer(spec), spec
+
+
+# ---------------------------------------------------------------------------- the run
+def prepare_data(cfg: SFTConfig, fmt, tokenizer, max_length: int):
+    """``(train, val, test_records)``: tokenized train/val examples and the raw test records."""
+    from legollm.finetuning.dataset import load_records, split_records, tokenize_records
+
+    records = load_records(cfg.data, cfg.fields or None, cfg.on_bad_record)
+    train_r, val_r, test_r = split_records(
+        records, cfg.val_fraction, cfg.test_fraction, cfg.split_seed
+    )
+    train, _ = tokenize_records(train_r, fmt, tokenizer, max_length, cfg.train_on)
+    val = tokenize_records(val_r, fmt, tokenizer, max_length, cfg.train_on)[0] if val_r else []
+    return train, val, test_r
+
+
+def build_sft_trainer(cfg: SFTConfig, *, resume: bool = False):
+    """Everything before the first step: model, tokenizer, data, LoRA, Trainer."""
+    from legollm.finetuning.dataset import InstructionLoader
+    from legollm.finetuning.formats import get_format
+    from legollm.training.distributed import init_distributed
+    from legollm.training.trainer import Trainer, resolve_device
+
+    info = init_distributed()
+    tcfg0 = cfg.train_config()
+    torch.manual_seed(tcfg0.seed)  # LoRA's A init and dropout: the same on every run
+    model, tokenizer, spec = load_base(cfg.init, cfg.tokenizer)
+    ctx = model.config.context_length
+    max_length = cfg.max_length or ctx
+    if max_length > ctx:
+        raise ConfigError(f"max_length {max_length} exceeds the model's context_length {ctx}")
+    fmt = get_format(cfg.format, system=cfg.system) if cfg.system else get_format(cfg.format)
+    train, val, test = prepare_data(cfg, fmt, tokenizer, max_length)
+    top = max(max(x) for x, _ in train + val)
+    if top >= model.config.vocab_size:
+        raise ConfigError(
+            f"the tokenizer emits id {top} but the model's vocab_size is "
+            f"{model.config.vocab_size}: this tokenizer does not belong to this model"
+        )
+    lora = None
+    if cfg.lora is not None:
+        from legollm.peft import apply_lora
+
+        lora = cfg.lora_config()
+        apply_lora(model, lora)
+    tcfg = cfg.train_config(block_size=max_length)
+    device = resolve_device(tcfg.device, info.local_rank)
+    pad_id = getattr(tokenizer, "eot_token_id", None) or 0
+    common = dict(pad_id=pad_id, max_length=max_length, pad_to_multiple_of=cfg.pad_to_multiple_of,
+                  rank=info.rank, world_size=info.world_size, device=device)  # fmt: skip
+    train_loader = InstructionLoader(train, tcfg.batch_size, shuffle=True, seed=tcfg.seed,
+                                     sort_by_length=cfg.sort_by_length, **common)  # fmt: skip
+    val_loader = InstructionLoader(val, tcfg.batch_size, shuffle=False, **common) if val else None
+    trainer = Trainer(model, tcfg, train_loader, val_loader, run_dir=tcfg.run_dir, tokenizer=spec)
+    trainer.sft = {"config": cfg, "format": fmt, "tokenizer": tokenizer, "test": test,
+                   "lora": lora, "n_train": len(train), "n_val": len(val)}  # fmt: skip
+    if resume:
+        ckpt = Path(tcfg.run_dir) / "latest.pt"
+        if not ckpt.is_file():
+            raise ConfigError(f"--resume: no checkpoint at {ckpt}; run without --resume first")
+        trainer.resume(ckpt)
+    return trainer
+
+
+@torch.no_grad()
+def generate_responses(
+    model, fmt, tokenizer, records, max_new_tokens: int = 256, batch_size: int = 8, device=None
+) -> list[dict[str, str]]:
+    """Greedy answers to ``records`` (left-padded batches, stopping at the format's stop ids)."""
+    from legollm.generation import generate
+
+    device = device or next(model.parameters()).device
+    stops = fmt.stop_ids(tokenizer)
+    ctx = model.config.context_length
+    out = []
+    for s in range(0, len(records), batch_size):
+        batch = records[s : s + batch_size]
+        prompts = [fmt.prompt_ids(r, tokenizer)[-(ctx - 1) :] for r in batch]
+        T = max(map(len, prompts))
+        new = max(1, min(max_new_tokens, ctx - T))  # a learned context cannot grow
+        ids = torch.full((len(batch), T), stops[0], dtype=torch.long)
+        mask = torch.zeros(len(batch), T, dtype=torch.long)
+        for i, p in enumerate(prompts):  # left padding: every prompt ends at column T
+            ids[i, T - len(p) :] = torch.tensor(p)
+            mask[i, T - len(p) :] = 1
+        seq = generate(model, ids.to(device), new, eos_token_id=stops,
+                       attention_mask=mask.to(device))  # fmt: skip
+        for rec, row in zip(batch, seq[:, T:].tolist(), strict=True):
+            cut = next((i for i, t in enumerate(row) if t in stops), len(row))
+            out.append({**rec, "response": tokenizer.decode(row[:cut]).strip()})
+    return out
+
+
+def finish_run(trainer) -> dict[str, Any]:
+    """After ``fit``: the adapter files and the test split's responses, beside the checkpoint."""
+    from legollm.core.utils import atomic_write
+
+    sft, run_dir = trainer.sft, Path(trainer.run_dir)
+    paths: dict[str, Any] = {}
+    if not trainer.is_main:
+        return paths
+    if sft["lora"] is not None:
+        from legollm.peft import save_adapter
+
+        paths["adapter"] = str(save_adapter(trainer.raw_model, run_dir / "adapter"))
+    test, limit = sft["test"], sft["config"].max_test_responses
+    if limit is not None:
+        test = test[:limit]
+    if test:
+        responses = generate_responses(trainer.raw_model, sft["format"], sft["tokenizer"], test,
+                                       sft["config"].max_new_tokens, device=trainer.device)  # fmt: skip
+        with atomic_write(run_dir / RESPONSES_NAME) as f:
+            json.dump(responses, f, indent=2, ensure_ascii=False)
+        paths["responses"] = str(run_dir / RESPONSES_NAME)
+    return paths
+
+
+def run_sft(cfg: SFTConfig, *, resume: bool = False) -> dict[str, Any]:
+    """Fine-tune as ``cfg`` says; returns the Trainer's summary plus the written paths."""
+    from legollm.peft import trainable_parameters
+    from legollm.training.distributed import cleanup_distributed
+
+    if not cfg.data:
+        raise DataError("set data: the instruction file (.json list or .jsonl)")
+    try:
+        trainer = build_sft_trainer(cfg, resume=resume)
+        n_train, n_total = trainable_parameters(trainer.raw_model)
+        trainer._print(
+            f"sft: {trainer.sft['n_train']} train / {trainer.sft['n_val']} val / "
+            f"{len(trainer.sft['test'])} test examples; training {n_train:,} of {n_total:,} "
+            "parameters" + (" (LoRA)" if trainer.sft["lora"] is not None else "")
+        )
+        summary = trainer.fit()
+        summary.update(finish_run(trainer))
+    finally:
+        cleanup_distributed()
+    summary.update(trainable=n_train, total=n_total, is_main=trainer.is_main)
+    return summary
+
+
+__all__ = [
+    "RESPONSES_NAME",
+    "SFTConfig",
+    "build_sft_trainer",
+    "finish_run",
+    "generate_responses",
+    "load_base",
+    "prepare_data",
+    "run_sft",
+]

@@ -1,0 +1,152 @@
+"""`legollm sft` end to end on tiny random models: from an HF GPT-2 dir (LoRA) and from a
+LegoLLM checkpoint (full fine-tuning, exact resume), plus the bad-input messages."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from legollm.cli.main import main
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def records(shared_data):
+    return json.loads((shared_data / "instruct" / "instruction_data.json").read_text())[:40]
+
+
+@pytest.fixture(scope="module")
+def hf_gpt2_dir(tmp_path_factory, shared_data):
+    """A tiny random transformers GPT-2 saved with save_pretrained, with GPT-2's tokenizer
+    files under their HF names (vocab.json, merges.txt)."""
+    transformers = pytest.importorskip("transformers")
+    d = tmp_path_factory.mktemp("hf_gpt2")
+    torch.manual_seed(0)
+    cfg = transformers.GPT2Config(n_layer=1, n_head=2, n_embd=16, n_positions=256)
+    transformers.GPT2LMHeadModel(cfg).save_pretrained(d, safe_serialization=True)
+    shutil.copy(shared_data / "gpt2" / "encoder.json", d / "vocab.json")
+    shutil.copy(shared_data / "gpt2" / "vocab.bpe", d / "merges.txt")
+    return d
+
+
+def write_config(tmp_path, **kw):
+    import yaml
+
+    d = {
+        "data": str(tmp_path / "data.json"),
+        "max_new_tokens": 6,
+        "max_test_responses": 3,
+        "test_fraction": 0.1,
+        "val_fraction": 0.1,
+        "train": {"run_dir": str(tmp_path / "run"), "batch_size": 4, "max_iters": 4,
+                  "lr_decay_iters": 8, "lr": 1e-2, "min_lr": 1e-3, "warmup_iters": 1,
+                  "eval_interval": 4, "eval_iters": 2, "log_interval": 1, "progress": False,
+                  "plot": False, "device": "cpu", "precision": "fp32"},
+    }  # fmt: skip
+    d.update(kw)
+    p = tmp_path / "sft.yaml"
+    p.write_text(yaml.safe_dump(d))
+    return p
+
+
+def test_lora_from_hf_dir_writes_adapter_and_responses(tmp_path, records, hf_gpt2_dir, capsys):
+    from legollm.peft import load_adapter
+    from legollm.training.checkpoint import load_model_from_checkpoint
+
+    (tmp_path / "data.json").write_text(json.dumps(records))
+    cfg = write_config(tmp_path, init=str(hf_gpt2_dir))
+    assert main(["sft", "--config", str(cfg), "--lora", "r=4,alpha=8,targets=attn"]) == 0
+    out = capsys.readouterr().out
+    assert "(LoRA)" in out and "adapter:" in out
+    run = tmp_path / "run"
+    responses = json.loads((run / "test_responses.json").read_text())
+    assert len(responses) == 3
+    assert all({"instruction", "input", "output", "response"} <= set(r) for r in responses)
+    # the adapter on a fresh base == the checkpoint merged == the trained weights
+    from legollm.models import load_pretrained
+
+    adapted = load_adapter(load_pretrained(hf_gpt2_dir), run / "adapter").eval()
+    merged, ckpt = load_model_from_checkpoint(run / "latest.pt")
+    assert ckpt["lora"]["r"] == 4 and ckpt["tokenizer"]["type"] == "gpt2"
+    x = torch.randint(0, 50257, (1, 12))
+    with torch.no_grad():
+        assert torch.allclose(adapted(x), merged(x), atol=1e-5)
+        assert not torch.allclose(merged(x), load_pretrained(hf_gpt2_dir)(x), atol=1e-4)
+
+
+@pytest.fixture
+def char_checkpoint(tmp_path):
+    """A tiny LegoLLM checkpoint with a char tokenizer that covers the instruction data."""
+    from legollm.data.tokenizer_spec import CharTokenizer
+    from legollm.models import DecoderLM, ModelConfig
+    from legollm.training.checkpoint import save_checkpoint
+
+    tok = CharTokenizer.from_text([" \n" + "".join(chr(c) for c in range(33, 127))])
+    torch.manual_seed(0)
+    cfg = ModelConfig(vocab_size=tok.vocab_size, context_length=320, n_layer=1, n_head=2,
+                      n_embd=16, dropout=0.1)  # fmt: skip
+    model = DecoderLM(cfg)
+    path = tmp_path / "base.pt"
+    save_checkpoint(path, {"model": model.state_dict(), "model_config": cfg.to_dict(),
+                           "tokenizer": tok.spec()})  # fmt: skip
+    return path
+
+
+def _ascii(records):
+    return [{k: v.encode("ascii", "ignore").decode() for k, v in r.items()} for r in records]
+
+
+def _losses(run):
+    recs = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    return {r["step"]: r["loss"] for r in recs if "loss" in r}
+
+
+@pytest.mark.filterwarnings("ignore:.*truncated")  # char ids: a few records exceed 320
+def test_full_ft_from_checkpoint_resumes_exactly(tmp_path, records, char_checkpoint):
+    (tmp_path / "a").mkdir()
+    full = write_config(tmp_path / "a", init=str(char_checkpoint))
+    (tmp_path / "a" / "data.json").write_text(json.dumps(_ascii(records)))
+    assert main(["sft", "--config", str(full), "train.max_iters=8"]) == 0
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "data.json").write_text(json.dumps(_ascii(records)))
+    part = write_config(tmp_path / "b", init=str(char_checkpoint))
+    assert main(["sft", "--config", str(part)]) == 0
+    assert main(["sft", "--config", str(part), "train.max_iters=8", "--resume"]) == 0
+    a, b = _losses(tmp_path / "a" / "run"), _losses(tmp_path / "b" / "run")
+    for step in range(5, 9):
+        assert a[step] == pytest.approx(b[step], abs=1e-6)
+    assert not (tmp_path / "a" / "run" / "adapter").exists()
+
+
+@pytest.mark.filterwarnings("ignore:.*truncated")
+def test_bad_input_is_a_one_line_error(tmp_path, records, char_checkpoint, capsys):
+    bad = _ascii(records[:10])
+    del bad[3]["output"]
+    (tmp_path / "data.json").write_text(json.dumps(bad))
+    cfg = write_config(tmp_path, init=str(char_checkpoint))
+    assert main(["sft", "--config", str(cfg)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and "record 3" in err and "on_bad_record=skip" in err
+    (tmp_path / "data.json").write_text(json.dumps(_ascii(records[:10])))
+    assert main(["sft", "--config", str(cfg), "--lora", "targets=blocks.*.attn.c_attn"]) == 1
+    assert "match no nn.Linear" in capsys.readouterr().err
+    (tmp_path / "data.json").write_text("[]")
+    assert main(["sft", "--config", str(cfg)]) == 1
+    assert "no records" in capsys.readouterr().err
+    assert main(["sft", "--config", str(cfg), "init=nope"]) == 1
+    assert "not found" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "configs" / "sft").glob("*.yaml")), ids=str)
+def test_shipped_sft_configs_parse(path):
+    from legollm.finetuning.sft import SFTConfig
+
+    cfg = SFTConfig.from_yaml(path)
+    assert Path(ROOT / cfg.data).name == "instruction_data.json"
+    cfg.train_config()
+    if cfg.lora:
+        cfg.lora_config()
