@@ -40,6 +40,18 @@ def load_model_and_tokenizer(
     dtype: torch.dtype | None = None,
 ):
     """``(model, tokenizer)`` in eval mode from a checkpoint or an HF model directory."""
+    model, tok, _ = load_model_tokenizer_info(source, tokenizer, device, dtype)
+    return model, tok
+
+
+def load_model_tokenizer_info(
+    source: str | os.PathLike[str],
+    tokenizer: str | os.PathLike[str] | None = None,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype | None = None,
+):
+    """``(model, tokenizer, info)``; info says what was loaded, for picking a chat format:
+    ``{"kind": "checkpoint" | "hf", "model_type": ..., "prompt_format": ...}``."""
     path = Path(source)
     ckpt_path = find_checkpoint(path)
     if ckpt_path is not None:
@@ -49,18 +61,24 @@ def load_model_and_tokenizer(
         model, ckpt = load_model_from_checkpoint(ckpt_path, device=device)
         if dtype is not None:
             model = model.to(dtype)
+        sft = ckpt.get("sft") if isinstance(ckpt.get("sft"), dict) else {}
+        info = {"kind": "checkpoint", "model_type": ckpt.get("model_type"),
+                "prompt_format": ckpt.get("prompt_format") or sft.get("format")}  # fmt: skip
         if tokenizer is not None:
-            return model, load_tokenizer_file(tokenizer)
+            return model, load_tokenizer_file(tokenizer), info
         if not ckpt.get("tokenizer"):
             raise TokenizerError(
                 f"{ckpt_path} does not name its tokenizer; pass one with --tokenizer PATH"
             )
-        return model, load_tokenizer(ckpt["tokenizer"])
+        return model, load_tokenizer(ckpt["tokenizer"]), info
     if path.is_dir() and (path / "config.json").is_file():
         from legollm.models import load_pretrained
+        from legollm.models.pretrained import read_hf_config
 
         model = load_pretrained(path, dtype=dtype).to(device)
-        return model, load_tokenizer_file(tokenizer if tokenizer is not None else path)
+        info = {"kind": "hf", "model_type": read_hf_config(path).get("model_type"),
+                "prompt_format": None}  # fmt: skip
+        return model, load_tokenizer_file(tokenizer if tokenizer is not None else path), info
     raise ModelLoadError(
         f"{path} is neither a LegoLLM checkpoint (a .pt file or a run directory with "
         f"{' or '.join(CHECKPOINT_NAMES)}) nor a Hugging Face model directory (config.json)"

@@ -1,0 +1,198 @@
+"""``legollm chat MODEL``: a multi-turn conversation in the terminal.
+
+Each turn renders the whole conversation with the model's chat format and
+streams the answer until the format's end-of-turn token. Commands: ``/reset``
+forgets the conversation, ``/exit`` (or Ctrl-D) quits, Ctrl-C stops the answer
+being written and keeps the chat going.
+
+Formats: a chat template (``llama3``, ``chatml``, ``plain``, or a model_type such
+as ``qwen3``) or ``alpaca`` (instruction-tuned GPT-2 style). ``auto`` picks from
+the model: the HF ``model_type``, or the format a LegoLLM SFT checkpoint was
+trained with, else ``plain``.
+
+    legollm chat path/to/Llama-3.2-1B-Instruct
+    legollm chat runs/sft-gpt2 --template alpaca --max-new-tokens 256
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Iterator
+
+from legollm.core.exceptions import GenerationError, LegoLLMError
+
+HELP = "commands: /reset (forget the conversation), /exit (quit); Ctrl-C stops an answer"
+
+
+class ChatSession:
+    """The conversation so far and how to turn it into the model's next prompt."""
+
+    def __init__(self, model, tokenizer, fmt: str, system: str | None = None,
+                 max_new_tokens: int = 256, device=None, **sampling) -> None:  # fmt: skip
+        self.model, self.tokenizer = model, tokenizer
+        self.system = system
+        self.max_new_tokens = max_new_tokens
+        self.device = device
+        self.sampling = sampling
+        self.messages: list[dict[str, str]] = []
+        self._render, self.stop_ids = _renderer(fmt, tokenizer)
+        self.reset()
+
+    def reset(self) -> None:
+        self.messages = [{"role": "system", "content": self.system}] if self.system else []
+
+    def prompt_ids(self) -> list[int]:
+        """The rendered conversation, dropping the oldest exchanges until the answer fits.
+
+        A message too long to fit even alone raises and leaves the history as it was.
+        """
+        budget = self.model.config.context_length - self.max_new_tokens
+        messages = list(self.messages)
+        first = 1 if self.system else 0
+        while True:
+            ids = self._render(messages)
+            if len(ids) <= budget:
+                self.messages = messages
+                return ids
+            last_user = max(i for i, m in enumerate(messages) if m["role"] == "user")
+            if last_user - first < 2:  # nothing older than the latest exchange is left
+                raise GenerationError(
+                    f"this message is {len(ids)} tokens with its template; the model's context "
+                    f"leaves {budget} for it after max_new_tokens={self.max_new_tokens}: "
+                    "send something shorter or lower --max-new-tokens"
+                )
+            del messages[first : first + 2]  # the oldest user/assistant exchange
+
+    def reply(self, text: str) -> Iterator[str]:
+        """Add the user's message and stream the assistant's answer (recorded as it goes)."""
+        from legollm.generation import stream_text
+
+        self.messages.append({"role": "user", "content": text})
+        try:
+            ids = self.prompt_ids()
+        except GenerationError:
+            self.messages.pop()
+            raise
+        answer = {"role": "assistant", "content": ""}
+        self.messages.append(answer)
+        for piece in stream_text(self.model, self.tokenizer, ids, self.max_new_tokens,
+                                 eos_token_id=self.stop_ids, device=self.device,
+                                 **self.sampling):  # fmt: skip
+            answer["content"] += piece
+            yield piece
+
+
+def _renderer(fmt: str, tokenizer) -> tuple[Callable[[list[dict]], list[int]], list[int]]:
+    """``(render(messages) -> prompt ids, stop ids)`` for a format name."""
+    if fmt == "alpaca":
+        from legollm.finetuning.formats import get_format
+
+        alpaca = get_format("alpaca")
+
+        def render(messages: list[dict]) -> list[int]:
+            # earlier exchanges as whole records (each ends with EOS), then the new instruction
+            ids: list[int] = []
+            turns = [m for m in messages if m["role"] != "system"]
+            for user, assistant in zip(turns[:-1:2], turns[1::2], strict=False):
+                record = {
+                    "instruction": user["content"],
+                    "input": "",
+                    "output": assistant["content"],
+                }
+                ids += alpaca.render(record, tokenizer).ids
+            return ids + alpaca.prompt_ids(
+                {"instruction": turns[-1]["content"], "input": ""}, tokenizer
+            )
+
+        return render, alpaca.stop_ids(tokenizer)
+    from legollm.finetuning.templates import get_chat_template
+
+    template = get_chat_template(fmt)
+    stops = template.stop_tokens(tokenizer)
+    return (lambda messages: template.render(messages, tokenizer, True)[0]), stops
+
+
+def pick_format(requested: str, info: dict) -> str:
+    if requested != "auto":
+        return requested
+    if info.get("prompt_format"):
+        return info["prompt_format"]
+    model_type = info.get("model_type")
+    if info.get("kind") == "hf" and model_type and model_type != "gpt2":
+        return model_type
+    return "plain"
+
+
+def chat_loop(session: ChatSession, read: Callable[[str], str] | None = None, out=None) -> int:
+    """Read a line, answer it, repeat; returns at /exit or end of input."""
+    read = read or input
+    out = out or sys.stdout
+    out.write(HELP + "\n")
+    while True:
+        try:
+            line = read(">>> ")
+        except EOFError:
+            out.write("\n")
+            return 0
+        except KeyboardInterrupt:
+            out.write("\n(type /exit to quit)\n")
+            continue
+        command = line.strip()
+        if not command:
+            continue
+        if command == "/exit":
+            return 0
+        if command == "/reset":
+            session.reset()
+            out.write("(conversation cleared)\n")
+            continue
+        if command.startswith("/"):
+            out.write(f"unknown command {command!r}; {HELP}\n")
+            continue
+        try:
+            for piece in session.reply(line):
+                out.write(piece)
+                out.flush()
+        except KeyboardInterrupt:
+            out.write(" [stopped]")
+        except LegoLLMError as e:
+            out.write(f"error: {e}")
+        out.write("\n")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from legollm.cli.generate import add_model_args, add_sampling_args
+
+    p = sub.add_parser(
+        "chat",
+        help="multi-turn chat in the terminal (/reset, /exit; Ctrl-C stops an answer)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_model_args(p)
+    p.add_argument("--template", default="auto", help="llama3, chatml, plain, alpaca, or auto")
+    p.add_argument("--system", help="a system prompt")
+    add_sampling_args(p, max_new_tokens=256)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from legollm.cli.generate import sampling_kwargs
+    from legollm.generation.loading import load_model_tokenizer_info
+    from legollm.training.trainer import resolve_device
+
+    device = resolve_device(args.device or "auto")
+    dtype = getattr(torch, args.dtype) if args.dtype else None
+    model, tokenizer, info = load_model_tokenizer_info(args.model, args.tokenizer, device, dtype)
+    fmt = pick_format(args.template, info)
+    sampling = sampling_kwargs(args)
+    if args.stop:
+        sampling["stop_strings"] = args.stop
+    session = ChatSession(
+        model, tokenizer, fmt, args.system, args.max_new_tokens, device, **sampling
+    )
+    print(f"chatting with {args.model} ({fmt} format)")
+    return chat_loop(session)
