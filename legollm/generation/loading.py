@@ -106,14 +106,8 @@ def load_tokenizer_file(path: str | os.PathLike[str]):
         )
     if not p.is_file():
         raise TokenizerError(f"tokenizer file not found: {p}")
-    if p.name == "tokenizer.model":
-        loader = getattr(RegexBPETokenizer, "from_llama3", None)
-        if loader is None:
-            raise TokenizerError(f"{p}: Llama 3 tokenizer files are not supported yet")
-        return loader(p)
-    if p.name == "tokenizer.json":
-        loader = getattr(RegexBPETokenizer, "from_tokenizer_json", None)
-        if loader is None:
-            raise TokenizerError(f"{p}: Hugging Face tokenizer.json files are not supported yet")
-        return loader(p)
+    if p.name == "tokenizer.model":  # Llama 3's tiktoken rank file
+        return RegexBPETokenizer.from_llama3(p)
+    if p.name.endswith("tokenizer.json"):
+        return RegexBPETokenizer.from_tokenizer_json(p)
     return RegexBPETokenizer.load(p)  # a tokenizer saved by LegoLLM

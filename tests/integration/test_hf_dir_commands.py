@@ -1,0 +1,73 @@
+"""`legollm generate` / `chat` on a Hugging Face Llama directory with a tokenizer.json.
+
+The oracle is transformers' greedy `generate` on the same directory, decoded by the
+`tokenizers` library that wrote the tokenizer.json.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from transformers import LlamaConfig, LlamaForCausalLM
+
+from legollm.cli.main import main
+from legollm.finetuning.templates import get_chat_template
+from legollm.generation.loading import load_tokenizer_file
+
+SPECIALS = ["<|begin_of_text|>", "<|end_of_text|>", "<|start_header_id|>", "<|end_header_id|>",
+            "<|eot_id|>"]  # fmt: skip
+TEXT = ["hello world, how are you today? fine thanks, and you? " * 30]
+
+
+@pytest.fixture(scope="module")
+def hf_dir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("llama")
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=300, special_tokens=SPECIALS,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())  # fmt: skip
+    tok.train_from_iterator(TEXT, trainer)
+    tok.save(str(d / "tokenizer.json"))
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=tok.get_vocab_size(), hidden_size=64, intermediate_size=128,
+                      num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                      max_position_embeddings=256, tie_word_embeddings=False)  # fmt: skip
+    hf = LlamaForCausalLM(cfg).eval()
+    hf.save_pretrained(d)
+    return d, hf, tok
+
+
+def hf_greedy(hf, ids, n, eos=None):
+    x = torch.tensor([ids])
+    out = hf.generate(x, attention_mask=torch.ones_like(x), max_new_tokens=n, do_sample=False,
+                      eos_token_id=eos, pad_token_id=0)[0, len(ids) :].tolist()  # fmt: skip
+    return out[: out.index(eos)] if eos is not None and eos in out else out
+
+
+def test_generate_streams_what_transformers_generates(hf_dir, capsys):
+    d, hf, tok = hf_dir
+    prompt = "hello world"
+    ids = tok.encode(prompt).ids
+    hf.generation_config.eos_token_id = None  # our CLI stops only at the tokenizer's EOT
+    want = tok.decode(hf_greedy(hf, ids, 20), skip_special_tokens=False)
+    assert main(["generate", str(d), "--prompt", prompt, "--strategy", "greedy",
+                 "--max-new-tokens", "20"]) == 0  # fmt: skip
+    assert capsys.readouterr().out == prompt + want + "\n"
+
+
+def test_chat_picks_the_llama3_template_and_stops_at_eot(hf_dir, capsys, monkeypatch):
+    d, hf, tok = hf_dir
+    ours = load_tokenizer_file(d)
+    ids, _ = get_chat_template("llama3").render([{"role": "user", "content": "hello"}], ours, True)
+    eot = tok.token_to_id("<|eot_id|>")
+    want = tok.decode(hf_greedy(hf, ids, 12, eos=eot), skip_special_tokens=False)
+    assert len(want) > 5  # a real answer to compare, not an immediate end of turn
+    lines = iter(["hello", "/exit"])
+    monkeypatch.setattr("builtins.input", lambda _prompt: next(lines))
+    argv = ["chat", str(d), "--strategy", "greedy", "--max-new-tokens", "12"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "(llama format)" in out
+    assert want + "\n" in out
