@@ -40,6 +40,8 @@ from legollm.core.tokenization.patterns import GPT4_SPLIT_PATTERN
 from legollm.core.tokenization.training import merge_pair, train_merges
 
 _CACHE_LIMIT = 500_000  # distinct chunks kept; cleared when full so memory stays bounded
+_LONG_CHUNK = 256  # bytes; longer chunks merge all occurrences of a pair per pass
+_NO_MERGE = 1 << 62  # rank of a pair that does not merge (above every id)
 
 
 class RegexBPETokenizer(Tokenizer):
@@ -153,11 +155,34 @@ class RegexBPETokenizer(Tokenizer):
             print(f"trained {len(merges):,} merges in {dt:.2f}s (vocab size {self.vocab_size:,})")
 
     # -- encoding -------------------------------------------------------------
+    # A chunk is merged one pair at a time, lowest rank first (leftmost on ties). The
+    # ranks of neighbouring pairs live in a list, so after a merge only the two pairs
+    # around it are looked up again and min()/index() find the next one in C. Long
+    # chunks (runs of spaces, long identifiers) instead merge every occurrence of the
+    # best pair per pass, which gives the same ids without the quadratic cost.
     def _encode_chunk(self, chunk: bytes) -> list[int]:
+        """Our trainer's rule: the adjacent pair with the lowest merge id was learned first."""
         ids = [self._byte_ids[b] for b in chunk]
+        if len(ids) > _LONG_CHUNK:
+            return self._encode_long_chunk(ids)
+        get = self.merges.get
+        ranks = [get(pair, _NO_MERGE) for pair in zip(ids, ids[1:], strict=False)]
+        while ranks:
+            best = min(ranks)
+            if best == _NO_MERGE:
+                break
+            i = ranks.index(best)
+            ids[i : i + 2] = (best,)
+            del ranks[i]
+            if i < len(ranks):
+                ranks[i] = get((best, ids[i + 1]), _NO_MERGE)
+            if i:
+                ranks[i - 1] = get((ids[i - 1], best), _NO_MERGE)
+        return ids
+
+    def _encode_long_chunk(self, ids: list[int]) -> list[int]:
         merges = self.merges
         while len(ids) >= 2:
-            # the adjacent pair with the lowest merge id was learned first: merge it
             best, best_id = None, None
             for pair in zip(ids, ids[1:], strict=False):
                 idx = merges.get(pair)
@@ -174,11 +199,30 @@ class RegexBPETokenizer(Tokenizer):
 
     def _encode_chunk_ranks(self, chunk: bytes) -> list[int]:
         """tiktoken's rule: merge the neighbours whose concatenation has the lowest id."""
-        ranks = self._token_ids
-        idx = ranks.get(chunk)
+        get = self._token_ids.get
+        idx = get(chunk)
         if idx is not None:
             return [idx]
         parts = [chunk[i : i + 1] for i in range(len(chunk))]
+        if len(parts) > _LONG_CHUNK:
+            return self._encode_long_chunk_ranks(parts)
+        ranks = [get(a + b, _NO_MERGE) for a, b in zip(parts, parts[1:], strict=False)]
+        while ranks:
+            best = min(ranks)
+            if best == _NO_MERGE:
+                break
+            i = ranks.index(best)
+            merged = parts[i] + parts[i + 1]
+            parts[i : i + 2] = (merged,)
+            del ranks[i]
+            if i < len(ranks):
+                ranks[i] = get(merged + parts[i + 1], _NO_MERGE)
+            if i:
+                ranks[i - 1] = get(parts[i - 1] + merged, _NO_MERGE)
+        return [self._token_ids[p] for p in parts]
+
+    def _encode_long_chunk_ranks(self, parts: list[bytes]) -> list[int]:
+        ranks = self._token_ids
         while len(parts) >= 2:
             best, best_id = None, None
             for a, b in zip(parts, parts[1:], strict=False):
@@ -187,8 +231,6 @@ class RegexBPETokenizer(Tokenizer):
                     best, best_id = a + b, idx
             if best is None:
                 break
-            # merge every occurrence of `best` left to right in one pass: the same result
-            # as tiktoken's one-at-a-time loop, without its quadratic cost on long runs
             out, i, n = [], 0, len(parts)
             while i < n:
                 if i + 1 < n and parts[i] + parts[i + 1] == best:

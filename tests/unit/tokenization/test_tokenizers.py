@@ -204,3 +204,35 @@ def test_disallowed_special_raises_when_asked():
     with pytest.raises(TokenizerError, match="special token"):
         tok.encode("a <|endoftext|>", allowed_special="none_raise")
     assert 256 not in tok.encode("a <|endoftext|>", allowed_special="none")
+
+
+LONG_CHUNKS = [" " * 1000, "a" * 700, "ab" * 400, "=" * 300, "xé" * 200, "1" * 600, "\n" * 500]
+
+
+@pytest.mark.parametrize("threshold", [0, 256, 10**9])
+def test_long_chunks_match_tiktoken(gpt2_pair, shared_data, monkeypatch, threshold):
+    # chunks over _LONG_CHUNK bytes merge all occurrences of a pair per pass, shorter
+    # ones one pair at a time; force each path on every chunk: the ids must not change
+    import legollm.core.tokenization.regex_bpe as rb
+
+    monkeypatch.setattr(rb, "_LONG_CHUNK", threshold)
+    _, oracle = gpt2_pair
+    d = shared_data / "gpt2"
+    ours = RegexBPETokenizer.from_gpt2_files(d / "encoder.json", d / "vocab.bpe")  # cold cache
+    for s in LONG_CHUNKS:
+        for text in (s, s[:255], s[:257], "hello " + s + " world, it's 1234 naïve"):
+            assert ours.encode_ordinary(text) == oracle.encode_ordinary(text), text[:20]
+
+
+@pytest.mark.parametrize("threshold", [0, 10**9])
+def test_both_merge_paths_equal_the_textbook_loop(shared_data, monkeypatch, threshold):
+    import legollm.core.tokenization.regex_bpe as rb
+
+    monkeypatch.setattr(rb, "_LONG_CHUNK", threshold)
+    text = (shared_data / "text" / "the_verdict.txt").read_text(encoding="utf-8")
+    tok = RegexBPETokenizer(GPT2_SPLIT_PATTERN)
+    tok.train(text + " ".join(LONG_CHUNKS), 600)
+    naive = NaiveBPETokenizer()
+    naive.merges, naive.vocab = tok.merges, tok.vocab
+    for chunk in [*LONG_CHUNKS, *tok.chunk_counts(text, num_workers=1)]:
+        assert tok._encode_chunk(chunk.encode("utf-8")) == naive.encode(chunk)
