@@ -282,11 +282,13 @@ class RegexBPETokenizer(Tokenizer):
             return self.encode_ordinary(text)
         if self.normalizer is not None:  # special tokens are ASCII: normalising first is safe
             text = unicodedata.normalize(self.normalizer, text)
-        pattern = (
-            "(" + "|".join(regex.escape(s) for s in sorted(special, key=len, reverse=True)) + ")"
-        )
+        if special is self.special_tokens:
+            splitter = self._special_re  # compiled once in _after_load
+        else:
+            alts = sorted(special, key=len, reverse=True)
+            splitter = regex.compile("(" + "|".join(map(regex.escape, alts)) + ")")
         out: list[int] = []
-        for i, part in enumerate(regex.split(pattern, text)):
+        for i, part in enumerate(splitter.split(text)):
             if i % 2:  # odd parts are the captured special tokens
                 out.append(special[part])
             elif part:
