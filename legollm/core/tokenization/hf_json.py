@@ -155,7 +155,8 @@ def _check_model(spec: _Spec, model: dict) -> None:
 def _normalizer(spec: _Spec, norm) -> str | None:
     if norm is None:
         return None
-    kinds = [n.get("type") for n in norm.get("normalizers", [])] if norm.get("type") == "Sequence" else [norm.get("type")]  # fmt: skip
+    steps = norm.get("normalizers", []) if norm.get("type") == "Sequence" else [norm]
+    kinds = [n.get("type") for n in steps]
     if kinds == []:
         return None
     if kinds == ["NFC"]:

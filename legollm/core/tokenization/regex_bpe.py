@@ -149,6 +149,8 @@ class RegexBPETokenizer(Tokenizer):
             self.merges[pair] = idx
             self.vocab[idx] = self.vocab[pair[0]] + self.vocab[pair[1]]
         self.special_tokens, self.inverse_special_tokens = {}, {}
+        # merges learned here follow our own rule, whatever file this tokenizer came from
+        self.bpe_mode, self.ignore_merges, self.normalizer = "merges", False, None
         self._after_load()
         if verbose:
             dt = time.perf_counter() - t0
