@@ -84,6 +84,16 @@ CASES = {
         Qwen3Config,
         dict(num_key_value_heads=1, head_dim=8, tie_word_embeddings=False),
     ),
+    "qwen3-window-every-layer": (
+        Qwen3ForCausalLM,
+        Qwen3Config,
+        dict(
+            num_key_value_heads=2,
+            use_sliding_window=True,
+            sliding_window=WINDOW,
+            max_window_layers=0,
+        ),
+    ),  # fmt: skip
     "mistral-window": (
         MistralForCausalLM,
         MistralConfig,
