@@ -11,7 +11,7 @@ the ids the model is later prompted with at generation time.
 Formats:
 - ``alpaca``: Stanford Alpaca's two preambles (with and without an ``input``),
   the response, then the end-of-text id (trained, so the model learns to stop).
-- ``chatml``, ``llama3`` and any other chat template of
+- ``llama3``, ``chatml``, ``qwen2``, ``plain`` ... : every chat template of
   :mod:`legollm.finetuning.templates`: the record becomes a conversation
   ``[system?, user, assistant]`` and the template renders it with its own special
   tokens; its assistant mask is the loss mask.
@@ -145,7 +145,10 @@ class ChatFormat:
         return list(map(int, ids))
 
     def stop_ids(self, tokenizer: Any) -> list[int]:
-        """The template's end-of-turn id (the last trained id of an assistant turn) and EOT."""
+        """The template's end-of-turn ids; without ``stop_tokens``, the last trained id of
+        an assistant turn, and the tokenizer's EOT."""
+        if hasattr(self.template, "stop_tokens"):
+            return list(self.template.stop_tokens(tokenizer))
         if not self._stop:
             r = self.render({"instruction": "a", "input": "", "output": "b"}, tokenizer)
             trained = [i for i, m in zip(r.ids, r.mask, strict=True) if m]
@@ -157,28 +160,23 @@ class ChatFormat:
         return list(self._stop)
 
 
-# chat templates by format name -> class name in legollm.finetuning.templates
-CHAT_TEMPLATES = {"chatml": "ChatMLTemplate", "llama3": "Llama3ChatTemplate"}
-
-
 def format_names() -> list[str]:
-    return ["alpaca", *CHAT_TEMPLATES]
+    from legollm.finetuning.templates import chat_template_names
+
+    return ["alpaca", *chat_template_names()]
 
 
 def get_format(name: str, system: str | None = None, **kwargs: Any) -> PromptFormat:
-    """A prompt format by exact name: ``alpaca``, ``chatml``, ``llama3``."""
+    """A prompt format by exact name: ``alpaca``, or any chat template of
+    :func:`legollm.finetuning.templates.get_chat_template` (``llama3``, ``chatml``,
+    ``qwen2``, ``qwen3``, ``plain``/``gpt2``, ...)."""
     if name == "alpaca":
         return AlpacaFormat(**kwargs)
-    if name in CHAT_TEMPLATES:
-        try:
-            from legollm.finetuning import templates
-        except ImportError as e:
-            raise ConfigError(f"format {name!r} needs legollm.finetuning.templates ({e})") from e
-        cls = getattr(templates, CHAT_TEMPLATES[name], None)
-        if cls is None:
-            raise ConfigError(f"legollm.finetuning.templates has no {CHAT_TEMPLATES[name]}")
-        return ChatFormat(cls(**kwargs), name=name, system=system)
-    raise ConfigError(f"unknown prompt format {name!r}; use one of {format_names()}")
+    from legollm.finetuning.templates import chat_template_names, get_chat_template
+
+    if str(name).lower() not in chat_template_names():
+        raise ConfigError(f"unknown prompt format {name!r}; use one of {format_names()}")
+    return ChatFormat(get_chat_template(name), name=name, system=system)
 
 
 def to_features(rendered: Rendered, train_on: str = "response") -> tuple[list[int], list[int]]:
@@ -199,7 +197,6 @@ def to_features(rendered: Rendered, train_on: str = "response") -> tuple[list[in
 __all__ = [
     "ALPACA_PREAMBLE",
     "ALPACA_PREAMBLE_INPUT",
-    "CHAT_TEMPLATES",
     "IGNORE_INDEX",
     "TRAIN_ON",
     "AlpacaFormat",

@@ -10,6 +10,7 @@ from legollm.finetuning.formats import (
     IGNORE_INDEX,
     AlpacaFormat,
     Rendered,
+    format_names,
     get_format,
     to_features,
 )
@@ -77,6 +78,7 @@ def test_to_features_response_only_and_all():
 def test_unknown_format_lists_the_choices():
     with pytest.raises(ConfigError, match="alpaca"):
         get_format("vicuna")
+    assert {"alpaca", "llama3", "chatml", "plain"} <= set(format_names())
 
 
 class _FakeTemplate:
@@ -114,38 +116,33 @@ def test_chat_adapter_roles(char_tokenizer):
     assert fmt.stop_ids(tok) == [tok.eot_token_id]
 
 
-def _templates():
-    try:
-        from legollm.finetuning import templates  # noqa: F401
-    except ImportError:
-        return []
-    from legollm.finetuning.formats import CHAT_TEMPLATES
+def _chat_templates():
+    from legollm.finetuning.templates import chat_template_names
 
-    return [n for n, cls in CHAT_TEMPLATES.items() if hasattr(templates, cls)]
+    return chat_template_names()
 
 
-@pytest.mark.parametrize("name", _templates() or [pytest.param("none", marks=pytest.mark.skip)])
+@pytest.mark.parametrize("name", _chat_templates())
 def test_real_chat_templates_train_only_the_assistant(name, gpt2_tokenizer):
     """Per role: the user and system text is never trained, the assistant text always is."""
     fmt = get_format(name, system="You are terse.")
     rec = {"instruction": "Spell cat.", "input": "", "output": "C A T"}
-    tok = _tokenizer_for(name, gpt2_tokenizer)
+    tok = _with_specials(gpt2_tokenizer, fmt.template.required_specials)
     r = fmt.render(rec, tok)
     p, resp = _split(r)
-    assert "C A T" in tok.decode(resp)
-    assert "Spell cat." not in tok.decode(resp) and "You are terse." not in tok.decode(resp)
+    assert tok.decode(resp).startswith("C A T")  # the content, then only its end-of-turn
+    assert tok.decode(resp)[len("C A T") :].strip() in {tok.decode([i]) for i in fmt.stop_ids(tok)}
     assert "Spell cat." in tok.decode(p) and "You are terse." in tok.decode(p)
-    assert r.ids[: len(fmt.prompt_ids(rec, tok))] == fmt.prompt_ids(rec, tok)
+    prompt = fmt.prompt_ids(rec, tok)
+    assert r.ids[: len(prompt)] == prompt  # generation sees exactly the trained prefix
+    assert r.mask[: len(prompt)] == [False] * len(prompt)
 
 
-def _tokenizer_for(name, gpt2):
+def _with_specials(gpt2, names):
     """GPT-2's BPE with the template's special tokens registered past its vocabulary."""
     import copy
 
     tok = copy.deepcopy(gpt2)
-    specials = {
-        "chatml": ["<|im_start|>", "<|im_end|>"],
-        "llama3": ["<|begin_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"],
-    }[name]
-    tok.register_special_tokens({s: 50257 + i for i, s in enumerate(specials)})
+    new = [n for n in names if n not in tok.special_tokens]
+    tok.register_special_tokens({s: 50257 + i for i, s in enumerate(new)})
     return tok
