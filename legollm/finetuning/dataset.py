@@ -38,21 +38,34 @@ DEFAULT_FIELDS = {"instruction": "instruction", "input": "input", "output": "out
 ON_BAD = ("skip", "error")
 
 
+def _read_jsonl(p: Path, text: str) -> list[Any]:
+    rows = []
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except ValueError as e:
+            raise DataError(f"{p}:{n} is not valid JSON ({e}); one record per line") from e
+    return rows
+
+
 def _read_json_or_jsonl(p: Path) -> list[Any]:
+    """A JSON list (or ``{"key": [...]}``), or JSON Lines (by suffix, or when the file is
+    not one JSON document but its lines are)."""
     text = p.read_text(encoding="utf-8")
-    if p.suffix == ".jsonl" or (text.lstrip()[:1] == "{" and "\n{" in text.strip()):
-        rows = []
-        for n, line in enumerate(text.splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                rows.append(json.loads(line))
-            except ValueError as e:
-                raise DataError(f"{p}:{n} is not valid JSON ({e}); one record per line") from e
-        return rows
+    if p.suffix == ".jsonl":
+        return _read_jsonl(p, text)
     try:
         data = json.loads(text)
     except ValueError as e:
+        first = next((ln for ln in text.splitlines() if ln.strip()), "")
+        try:
+            is_lines = isinstance(json.loads(first), dict)
+        except ValueError:
+            is_lines = False
+        if is_lines:
+            return _read_jsonl(p, text)
         raise DataError(f"{p} is not valid JSON ({e}); give a JSON list or a .jsonl file") from e
     if isinstance(data, dict):  # {"data": [...]}-style wrappers
         lists = [v for v in data.values() if isinstance(v, list)]

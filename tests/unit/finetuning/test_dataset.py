@@ -24,6 +24,11 @@ def test_json_and_jsonl_with_mapped_field_names(tmp_path):
     fields = {"instruction": "q", "input": "ctx", "output": "a"}
     assert load_records(tmp_path / "d.json", fields) == RECORDS
     assert load_records(tmp_path / "d.jsonl", fields) == RECORDS
+    # JSON Lines under another suffix, and a pretty-printed {"data": [...]} wrapper
+    (tmp_path / "lines.txt").write_text("\n".join(json.dumps(r) for r in rows))
+    (tmp_path / "wrapped.json").write_text(json.dumps({"data": rows}, indent=1))
+    assert load_records(tmp_path / "lines.txt", fields) == RECORDS
+    assert load_records(tmp_path / "wrapped.json", fields) == RECORDS
 
 
 def test_input_field_is_optional(tmp_path):
