@@ -211,6 +211,17 @@ def test_compiled_lora_model_matches_eager():
     assert all(not k.startswith("_orig_mod.") for k in unwrap_model(compiled).state_dict())
 
 
+def test_adapter_of_a_compiled_model_has_plain_names(tmp_path):
+    model = model_of()
+    apply_lora(model, LoRAConfig(r=2, targets=["qv"]))
+    compiled = torch.compile(model)  # lazy: nothing is compiled until it is called
+    assert set(lora_layers(compiled)) == {f"blocks.{i}.attn.{p}_proj" for i in (0, 1) for p in "qv"}
+    save_adapter(compiled, tmp_path)
+    assert all(
+        k.startswith("blocks.") for k in load_file(str(tmp_path / "adapter_model.safetensors"))
+    )
+
+
 def test_lora_forward_has_no_dropout_in_eval():
     model = model_of()
     apply_lora(model, LoRAConfig(r=4, dropout=0.5, targets=["attn"]))
