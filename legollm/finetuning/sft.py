@@ -185,7 +185,7 @@ def build_sft_trainer(cfg: SFTConfig, *, resume: bool = False):
     max_length = cfg.max_length or ctx
     if max_length > ctx:
         raise ConfigError(f"max_length {max_length} exceeds the model's context_length {ctx}")
-    fmt = get_format(cfg.format, system=cfg.system) if cfg.system else get_format(cfg.format)
+    fmt = get_format(cfg.format, system=cfg.system)
     train, val, test = prepare_data(cfg, fmt, tokenizer, max_length)
     top = max(max(x) for x, _ in train + val)
     if top >= model.config.vocab_size:
