@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from legollm.cli.main import main
+from tests.unit.finetuning.conftest import _one_thread  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[2]
 

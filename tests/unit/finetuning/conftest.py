@@ -25,3 +25,15 @@ def gpt2_tokenizer(shared_data):
 def char_tokenizer():
     """Every printable ASCII character plus <|endoftext|>: small vocab for tiny models."""
     return CharTokenizer.from_text([" \n" + "".join(chr(c) for c in range(33, 127))])
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny models gain nothing from a second thread, and on a busy 2-core machine the
+    thread pool waits on its descheduled partner (100x slower steps): use one, then restore."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
