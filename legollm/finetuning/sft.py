@@ -208,6 +208,10 @@ def build_sft_trainer(cfg: SFTConfig, *, resume: bool = False):
                                      sort_by_length=cfg.sort_by_length, **common)  # fmt: skip
     val_loader = InstructionLoader(val, tcfg.batch_size, shuffle=False, **common) if val else None
     trainer = Trainer(model, tcfg, train_loader, val_loader, run_dir=tcfg.run_dir, tokenizer=spec)
+    # tokens/s in the logs: real (unpadded) input tokens, not block_size per sequence
+    mean_len = sum(len(x) for x, _ in train) / len(train)
+    per_step = tcfg.batch_size * tcfg.grad_accum_steps * info.world_size
+    trainer.tokens_per_step = round(mean_len * per_step)
     trainer.sft = {"config": cfg, "format": fmt, "tokenizer": tokenizer, "test": test,
                    "lora": lora, "n_train": len(train), "n_val": len(val)}  # fmt: skip
     if resume:
