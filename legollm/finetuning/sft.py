@@ -28,6 +28,7 @@ from typing import Any
 import torch
 
 from legollm.core.exceptions import ConfigError, DataError, ModelLoadError
+from legollm.training.trainer import Trainer
 
 RESPONSES_NAME = "test_responses.json"
 
@@ -122,7 +123,11 @@ def _gpt2_spec(directory: Path) -> dict[str, Any] | None:
 
 
 def load_base(init: str, tokenizer_spec: dict[str, Any] | None = None):
-    """``(model, tokenizer, spec)`` from a LegoLLM checkpoint or an HF model directory."""
+    """``(model, tokenizer, spec)`` from a LegoLLM checkpoint or an HF model directory.
+
+    ``spec`` (stored in the SFT checkpoints) is None for HF tokenizers that only a
+    ``tokenizer.json`` / ``tokenizer.model`` describes; pass ``--tokenizer`` to generate.
+    """
     from legollm.data.tokenizer_spec import load_tokenizer, resolve_spec_paths
 
     path = Path(init)
@@ -146,6 +151,10 @@ def load_base(init: str, tokenizer_spec: dict[str, Any] | None = None):
 
         model = load_pretrained(path)
         spec = spec or _gpt2_spec(path)
+        if spec is None:  # tokenizer.json / tokenizer.model: no spec type describes them yet
+            from legollm.generation.loading import load_tokenizer_file
+
+            return model, load_tokenizer_file(path), None
     else:
         raise ModelLoadError(f"{path} holds neither best.pt/latest.pt nor an HF config.json")
     if spec is None:
@@ -175,7 +184,7 @@ def build_sft_trainer(cfg: SFTConfig, *, resume: bool = False):
     from legollm.finetuning.dataset import InstructionLoader
     from legollm.finetuning.formats import get_format
     from legollm.training.distributed import init_distributed
-    from legollm.training.trainer import Trainer, resolve_device
+    from legollm.training.trainer import resolve_device
 
     info = init_distributed()
     tcfg0 = cfg.train_config()
@@ -207,19 +216,37 @@ def build_sft_trainer(cfg: SFTConfig, *, resume: bool = False):
     train_loader = InstructionLoader(train, tcfg.batch_size, shuffle=True, seed=tcfg.seed,
                                      sort_by_length=cfg.sort_by_length, **common)  # fmt: skip
     val_loader = InstructionLoader(val, tcfg.batch_size, shuffle=False, **common) if val else None
-    trainer = Trainer(model, tcfg, train_loader, val_loader, run_dir=tcfg.run_dir, tokenizer=spec)
+    sft = {"config": cfg, "format": fmt, "tokenizer": tokenizer, "test": test, "lora": lora,
+           "n_train": len(train), "n_val": len(val)}  # fmt: skip
+    trainer = SFTTrainer(model, tcfg, train_loader, val_loader, run_dir=tcfg.run_dir,
+                         tokenizer=spec, sft=sft)  # fmt: skip
     # tokens/s in the logs: real (unpadded) input tokens, not block_size per sequence
     mean_len = sum(len(x) for x, _ in train) / len(train)
     per_step = tcfg.batch_size * tcfg.grad_accum_steps * info.world_size
     trainer.tokens_per_step = round(mean_len * per_step)
-    trainer.sft = {"config": cfg, "format": fmt, "tokenizer": tokenizer, "test": test,
-                   "lora": lora, "n_train": len(train), "n_val": len(val)}  # fmt: skip
     if resume:
         ckpt = Path(tcfg.run_dir) / "latest.pt"
         if not ckpt.is_file():
             raise ConfigError(f"--resume: no checkpoint at {ckpt}; run without --resume first")
         trainer.resume(ckpt)
     return trainer
+
+
+class SFTTrainer(Trainer):
+    """The Trainer, plus what fine-tuning knows: the format (stored in every checkpoint,
+    so ``legollm chat`` prompts the model the way it was trained), the tokenizer object
+    and the test records."""
+
+    def __init__(self, *args, sft: dict[str, Any], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.sft = sft
+
+    def state_dict(self) -> dict[str, Any]:
+        cfg: SFTConfig = self.sft["config"]
+        state = super().state_dict()
+        state["sft"] = {"format": cfg.format, "system": cfg.system, "train_on": cfg.train_on,
+                        "init": str(cfg.init), "data": str(cfg.data)}  # fmt: skip
+        return state
 
 
 @torch.no_grad()
@@ -301,6 +328,7 @@ def run_sft(cfg: SFTConfig, *, resume: bool = False) -> dict[str, Any]:
 __all__ = [
     "RESPONSES_NAME",
     "SFTConfig",
+    "SFTTrainer",
     "build_sft_trainer",
     "finish_run",
     "generate_responses",

@@ -72,6 +72,7 @@ def test_lora_from_hf_dir_writes_adapter_and_responses(tmp_path, records, hf_gpt
     adapted = load_adapter(load_pretrained(hf_gpt2_dir), run / "adapter").eval()
     merged, ckpt = load_model_from_checkpoint(run / "latest.pt")
     assert ckpt["lora"]["r"] == 4 and ckpt["tokenizer"]["type"] == "gpt2"
+    assert ckpt["sft"]["format"] == "alpaca"  # legollm chat picks the trained format from it
     x = torch.randint(0, 50257, (1, 12))
     with torch.no_grad():
         assert torch.allclose(adapted(x), merged(x), atol=1e-5)
