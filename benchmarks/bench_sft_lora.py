@@ -143,6 +143,7 @@ def run_mode(args: argparse.Namespace) -> dict:
         "s_per_step": statistics.median(steady),  # robust to a neighbour's burst on the CPU
         "val_before": val_before,
         "val_after": val_after,
+        "load_after": float(Path("/proc/loadavg").read_text().split()[0]),
         "n_train": trainer.sft["n_train"],
         "n_val": trainer.sft["n_val"],
     }
@@ -162,6 +163,7 @@ def table(results: list[dict], args: argparse.Namespace, load: str) -> str:
         ("seconds per step (median)", lambda r: f"{r['s_per_step']:.3f}", "s_per_step"),
         ("val loss before", lambda r: f"{r['val_before']:.4f}", None),
         ("val loss after", lambda r: f"{r['val_after']:.4f}", None),
+        ("load average after the run", lambda r: f"{r['load_after']:.2f}", None),
     ]  # fmt: skip
     lines = [
         f"Full fine-tuning vs LoRA ({args.lora}), {args.steps} steps of batch {args.batch_size}, "
