@@ -193,7 +193,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=str(ROOT / "runs" / "bench_sft_lora"))
     ap.add_argument("--steps", type=int, default=200)
-    ap.add_argument("--pretrain-iters", type=int, default=600)
+    ap.add_argument("--pretrain-iters", type=int, default=400)
+    ap.add_argument("--pretrain-only", action="store_true", help="build (cache) the base, stop")
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--full-lr", type=float, default=5e-4)
     ap.add_argument("--lora-lr", type=float, default=3e-3)
@@ -211,6 +212,9 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     load = Path("/proc/loadavg").read_text().split()[0]
     base = pretrained_base(out, args.pretrain_iters, args.threads)
+    if args.pretrain_only:
+        print(f"base: {base}")
+        return
     results = []
     for mode in ("full", "lora"):
         cmd = [sys.executable, __file__, "--mode", mode, "--base", str(base)]
