@@ -73,7 +73,7 @@ def _text_ids(tokenizer: Any, text: str) -> list[int]:
 class AlpacaFormat:
     """Alpaca: preamble, ``### Instruction:``, optional ``### Input:``, ``### Response:``.
 
-    >>> AlpacaFormat().prompt_text({"instruction": "Add 2 and 3.", "input": ""})[-30:]
+    >>> AlpacaFormat().prompt_text({"instruction": "Add 2 and 3.", "input": ""})[-45:]
     '### Instruction:\\nAdd 2 and 3.\\n\\n### Response:\\n'
     """
 

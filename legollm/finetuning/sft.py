@@ -49,6 +49,7 @@ class SFTConfig:
     split_seed: int = 123
     max_length: int | None = None  # positions per example; None = the model's context_length
     sort_by_length: bool = True
+    pack: bool = False  # several examples per sequence (they can attend to each other)
     pad_to_multiple_of: int = 1
     tokenizer: dict[str, Any] | None = None  # a tokenizer spec; None = from init
     lora: dict[str, Any] | None = None  # LoRAConfig fields; None = full fine-tuning
@@ -213,11 +214,16 @@ def build_sft_trainer(cfg: SFTConfig, *, resume: bool = False):
     pad_id = getattr(tokenizer, "eot_token_id", None) or 0
     common = dict(pad_id=pad_id, max_length=max_length, pad_to_multiple_of=cfg.pad_to_multiple_of,
                   rank=info.rank, world_size=info.world_size, device=device)  # fmt: skip
+    n_train = len(train)
+    if cfg.pack:
+        from legollm.finetuning.dataset import pack_examples
+
+        train = pack_examples(train, max_length)
     train_loader = InstructionLoader(train, tcfg.batch_size, shuffle=True, seed=tcfg.seed,
                                      sort_by_length=cfg.sort_by_length, **common)  # fmt: skip
     val_loader = InstructionLoader(val, tcfg.batch_size, shuffle=False, **common) if val else None
     sft = {"config": cfg, "format": fmt, "tokenizer": tokenizer, "test": test, "lora": lora,
-           "n_train": len(train), "n_val": len(val)}  # fmt: skip
+           "n_train": n_train, "n_sequences": len(train), "n_val": len(val)}  # fmt: skip
     trainer = SFTTrainer(model, tcfg, train_loader, val_loader, run_dir=tcfg.run_dir,
                          tokenizer=spec, sft=sft)  # fmt: skip
     # tokens/s in the logs: real (unpadded) input tokens, not block_size per sequence
@@ -314,7 +320,9 @@ def run_sft(cfg: SFTConfig, *, resume: bool = False) -> dict[str, Any]:
         n_train, n_total = trainable_parameters(trainer.raw_model)
         trainer._print(
             f"sft: {trainer.sft['n_train']} train / {trainer.sft['n_val']} val / "
-            f"{len(trainer.sft['test'])} test examples; training {n_train:,} of {n_total:,} "
+            f"{len(trainer.sft['test'])} test examples"
+            + (f" (train packed into {trainer.sft['n_sequences']} sequences)" if cfg.pack else "")
+            + f"; training {n_train:,} of {n_total:,} "
             "parameters" + (" (LoRA)" if trainer.sft["lora"] is not None else "")
         )
         summary = trainer.fit()

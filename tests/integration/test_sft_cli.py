@@ -125,13 +125,15 @@ def test_full_ft_from_checkpoint_resumes_exactly(tmp_path, records, char_checkpo
 
 @pytest.mark.filterwarnings("ignore:.*truncated")
 def test_chat_template_format(tmp_path, records, char_checkpoint):
-    """The plain chat template (a tokenizer with only <|endoftext|>), with a system prompt."""
+    """The plain chat template (a tokenizer with only <|endoftext|>), with a system prompt,
+    training on packed sequences."""
     from legollm.data.tokenizer_spec import load_tokenizer
     from legollm.finetuning.formats import get_format
     from legollm.training.checkpoint import load_checkpoint
 
     (tmp_path / "data.json").write_text(json.dumps(_ascii(records)))
-    cfg = write_config(tmp_path, init=str(char_checkpoint), format="plain", system="Be brief.")
+    cfg = write_config(tmp_path, init=str(char_checkpoint), format="plain", system="Be brief.",
+                       pack=True)  # fmt: skip
     assert main(["sft", "--config", str(cfg), "train.max_iters=2"]) == 0
     responses = json.loads((tmp_path / "run" / "test_responses.json").read_text())
     assert len(responses) == 3 and all("response" in r for r in responses)

@@ -10,6 +10,7 @@ from legollm.finetuning.dataset import (
     InstructionLoader,
     collate,
     load_records,
+    pack_examples,
     split_records,
     tokenize_records,
 )
@@ -142,3 +143,14 @@ def test_eval_batches_are_fixed_and_complete():
     firsts = [x[:, 0].tolist() for x, _ in loader.eval_batches(None)]
     assert firsts == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
     assert len(list(loader.eval_batches(2))) == 2
+
+
+def test_packing_trains_every_label_once_with_less_padding():
+    ex = _examples(50)
+    packed = pack_examples(ex, max_length=16)
+    assert all(len(x) == len(y) <= 16 for x, y in packed)
+    flat = [t for _, y in packed for t in y]
+    assert flat == [t for _, y in ex for t in y]  # same labels, same order, none lost
+    assert len(packed) < len(ex) / 2
+    with pytest.raises(DataError, match="exceeds max_length"):
+        pack_examples([([1] * 5, [1] * 5)], max_length=4)
