@@ -58,9 +58,13 @@ def nanogpt_train(
     ctx=None,
     accum=1,
     seed=1337,
+    next_batch=None,
 ):
     """nanoGPT's train.py inner loop: memmap get_batch, AdamW from configure_optimizers,
-    clip, step. Returns (seconds, last loss)."""
+    clip, step. Returns (seconds, last loss).
+
+    ``next_batch`` (a callable returning (x, y)) replaces nanoGPT's ``torch.randint``
+    sampling, e.g. to train on exactly the batches another run saw."""
     import contextlib
 
     ctx = ctx or contextlib.nullcontext()
@@ -81,6 +85,8 @@ def nanogpt_train(
             )
         return x, y
 
+    if next_batch is not None:
+        get_batch = next_batch
     model.train()
     x, y = get_batch()
     t0 = time.perf_counter()

@@ -1,6 +1,8 @@
 """Shakespeare-char on CPU, nanoGPT's recipe: val loss at the end and training tokens/s,
 LegoLLM's Trainer vs a nanoGPT-style loop around nanoGPT's own model, same process,
-same prepared data, same evaluation batches.
+same prepared data, same evaluation batches, and by default the same training batches
+(``--batches shared``): which windows a run happens to draw moves the final val loss by
+~0.01, as much as anything being compared (``--batches own`` lets nanoGPT draw its own).
 
 Recipe (nanoGPT README, CPU): 4 layers, 4 heads, 128 dim, block 64, batch 12,
 2000 iters, lr 1e-3 -> 1e-4 cosine, warmup 100, beta2 0.99, no dropout.
@@ -8,6 +10,9 @@ Recipe (nanoGPT README, CPU): 4 layers, 4 heads, 128 dim, block 64, batch 12,
     flock /tmp/legollm-bench.lock uv run python benchmarks/bench_train_shakespeare.py \
         --nanogpt-path /tmp/nanogpt
     uv run python benchmarks/bench_train_shakespeare.py --nanogpt-path /tmp/nanogpt --iters 50
+    # the val loss of one seed is noisy: compare means over a few
+    uv run python benchmarks/bench_train_shakespeare.py --nanogpt-path /tmp/nanogpt \
+        --seeds 1337,1,2,3
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _train_common import import_nanogpt, nanogpt_train, val_loss  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
+B, T = 12, 64  # the recipe's batch and block
 
 
 def prepared(data: str | None) -> Path:
@@ -37,61 +43,62 @@ def prepared(data: str | None) -> Path:
     return prepare_dataset(cfg)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--nanogpt-path", required=True, help="folder holding nanoGPT's model.py")
-    ap.add_argument("--data", help="prepared shakespeare_char dir (prepared to /tmp if absent)")
-    ap.add_argument("--iters", type=int, default=2000)
-    ap.add_argument("--eval-batches", type=int, default=100)
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--compile", action="store_true", help="torch.compile ours (CPU inductor)")
-    ap.add_argument("--skip-nanogpt", action="store_true")
-    ap.add_argument("--skip-ours", action="store_true", help="only the anchor")
-    ap.add_argument("--precision", default="fp32", help="ours: fp32 | bf16 (CPU autocast)")
-    args = ap.parse_args()
-    torch.set_num_threads(args.threads)
+def run_ours(args, data: Path, val, seed: int) -> tuple[float, float]:
+    """The shipped config with the bench's overrides; returns (val loss, tokens/s)."""
+    import yaml
 
-    from legollm.data.loader import TokenDataLoader
-    from legollm.data.meta import read_meta
     from legollm.training.config import TrainConfig, apply_overrides
     from legollm.training.run import build_trainer
-
-    data = prepared(args.data)
-    vocab = read_meta(data)["vocab_size"]
-    B, T = 12, 64
-    val = TokenDataLoader(data, B, T, split="val", mode="sequential")
-
-    # ---- ours: the shipped config, eval only at the end
-    import yaml
 
     d = yaml.safe_load((ROOT / "configs/train/shakespeare_char_cpu.yaml").read_text())
     over = [f"data_dir={data}", f"max_iters={args.iters}", f"lr_decay_iters={args.iters}"]
     over += [f"eval_interval={args.iters + 1}", "eval_iters=0", "progress=false", "plot=false"]
-    over += ["save_checkpoints=false", f"precision={args.precision}"]
+    over += ["save_checkpoints=false"] + ([f"precision={args.precision}"] if args.precision else [])
     over += [f"log_interval={max(1, args.iters // 10)}", f"compile={args.compile}"]
-    over += [f"run_dir={tempfile.mkdtemp(prefix='legollm_bench_')}"]
+    over += [f"run_dir={tempfile.mkdtemp(prefix='legollm_bench_')}", f"seed={seed}", *args.set]
     cfg = TrainConfig.from_dict(apply_overrides(d, over))
-    ours_val = ours_tps = None
-    if not args.skip_ours:
-        trainer = build_trainer(cfg)
-        t0 = time.perf_counter()
-        trainer.fit()
-        ours_s = time.perf_counter() - t0
-        model = trainer.raw_model.eval()
-        ours_val = val_loss(lambda x, y: model(x, targets=y)[1].item(), val, args.eval_batches)
-        ours_tps = args.iters * B * T / ours_s
-        print(f"legollm: val loss {ours_val:.4f}  {ours_s:.1f} s  {ours_tps:,.0f} tokens/s")
-    if args.skip_nanogpt:
-        return
+    trainer = build_trainer(cfg)
+    t0 = time.perf_counter()
+    trainer.fit()  # timed from the first step: compilation, if any, is inside
+    seconds = time.perf_counter() - t0
+    model = trainer.raw_model.eval()
+    loss = val_loss(lambda x, y: model(x, targets=y)[1].item(), val, args.eval_batches)
+    tps = args.iters * B * T / seconds
+    # the median of the logged intervals after the first: tokens/s once warm (compiled)
+    warm = sorted(r["tokens_per_s"] for r in trainer.history[1:] if "tokens_per_s" in r)
+    steady = f"  (after warm-up {warm[len(warm) // 2]:,.0f})" if warm else ""
+    m = cfg.model if isinstance(cfg.model, dict) else {}
+    print(
+        f"legollm settings: precision={cfg.precision} attn_impl={m.get('attn_impl', 'sdpa')} "
+        f"compile={cfg.compile} threads={args.threads}; nanoGPT: fp32, its sdpa, eager, "
+        f"{args.batches} batches"
+    )
+    print(f"legollm: val loss {loss:.4f}  {seconds:.1f} s  {tps:,.0f} tokens/s{steady}", flush=True)
+    return loss, tps
 
-    # ---- anchor: nanoGPT's model in a nanoGPT-style loop
+
+def run_nanogpt(args, data: Path, val, seed: int) -> tuple[float, float]:
+    """nanoGPT's model in a nanoGPT-style loop; returns (val loss, tokens/s)."""
+    from legollm.data.meta import read_meta
+
     ng = import_nanogpt(args.nanogpt_path)
-    torch.manual_seed(1337)
+    torch.manual_seed(seed)
     gcfg = ng.GPTConfig(
-        block_size=T, vocab_size=vocab, n_layer=4, n_head=4, n_embd=128, dropout=0.0, bias=True
+        block_size=T,
+        vocab_size=read_meta(data)["vocab_size"],
+        n_layer=4,
+        n_head=4,
+        n_embd=128,
+        dropout=0.0,
+        bias=True,
     )
     gmodel = ng.GPT(gcfg)
-    ng_s, _ = nanogpt_train(
+    shared = None
+    if args.batches == "shared":  # the windows our Trainer's loader draws for this seed
+        from legollm.data.loader import TokenDataLoader
+
+        shared = TokenDataLoader(data, B, T, split="train", mode="random", seed=seed).next_batch
+    seconds, _ = nanogpt_train(
         gmodel,
         data / "train.bin",
         iters=args.iters,
@@ -104,15 +111,66 @@ def main() -> None:
         beta1=0.9,
         beta2=0.99,
         grad_clip=1.0,
+        seed=seed,
+        next_batch=shared,
     )
     gmodel.eval()
-    ng_val = val_loss(lambda x, y: gmodel(x, y)[1].item(), val, args.eval_batches)
-    ng_tps = args.iters * B * T / ng_s
-    print(f"nanoGPT: val loss {ng_val:.4f}  {ng_s:.1f} s  {ng_tps:,.0f} tokens/s")
-    if ours_val is None:
+    loss = val_loss(lambda x, y: gmodel(x, y)[1].item(), val, args.eval_batches)
+    tps = args.iters * B * T / seconds
+    print(f"nanoGPT: val loss {loss:.4f}  {seconds:.1f} s  {tps:,.0f} tokens/s", flush=True)
+    return loss, tps
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--nanogpt-path", required=True, help="folder holding nanoGPT's model.py")
+    ap.add_argument("--data", help="prepared shakespeare_char dir (prepared to /tmp if absent)")
+    ap.add_argument("--iters", type=int, default=2000)
+    ap.add_argument("--eval-batches", type=int, default=100)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument(
+        "--seeds",
+        default="1337",
+        help="comma-separated; each seeds both runs (init and batch order); means are printed",
+    )
+    ap.add_argument(
+        "--batches",
+        choices=("shared", "own"),
+        default="shared",
+        help="nanoGPT trains on the same batch sequence as ours (shared: a paired comparison, "
+        "batch-order luck cancels) or draws its own with torch.randint (own)",
+    )
+    ap.add_argument("--compile", action="store_true", help="torch.compile ours (CPU inductor)")
+    ap.add_argument("--skip-nanogpt", action="store_true")
+    ap.add_argument("--skip-ours", action="store_true", help="only the anchor")
+    ap.add_argument("--precision", help="ours: fp32 | bf16 (CPU autocast); default: the config's")
+    ap.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="extra config override"
+    )
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+
+    from legollm.data.loader import TokenDataLoader
+
+    data = prepared(args.data)
+    val = TokenDataLoader(data, B, T, split="val", mode="sequential")
+    seeds = [int(s) for s in args.seeds.split(",")]
+    ours, anchor = [], []
+    for seed in seeds:
+        if len(seeds) > 1:
+            print(f"-- seed {seed}")
+        if not args.skip_ours:
+            ours.append(run_ours(args, data, val, seed))
+        if not args.skip_nanogpt:
+            anchor.append(run_nanogpt(args, data, val, seed))
+    if not ours or not anchor:
         return
-    print(f"val loss: legollm - nanoGPT = {ours_val - ng_val:+.4f} (<= 0 is the goal)")
-    print(f"tokens/s ratio legollm / nanoGPT = {ours_tps / ng_tps:.2f}x (goal >= 1.3x)")
+    o_loss, o_tps = (sum(v) / len(v) for v in zip(*ours, strict=True))
+    a_loss, a_tps = (sum(v) / len(v) for v in zip(*anchor, strict=True))
+    if len(seeds) > 1:
+        print(f"means over {len(seeds)} seeds: legollm val {o_loss:.4f}, nanoGPT val {a_loss:.4f}")
+    print(f"val loss: legollm - nanoGPT = {o_loss - a_loss:+.4f} (<= 0 is the goal)")
+    print(f"tokens/s ratio legollm / nanoGPT = {o_tps / a_tps:.2f}x (goal >= 1.3x)")
 
 
 if __name__ == "__main__":
