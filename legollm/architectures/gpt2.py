@@ -43,9 +43,16 @@ class GPT2(DecoderLM):
     """A DecoderLM built from a GPT-2 config (nothing else differs)."""
 
 
+# transformers' activation names -> our GELU form (tanh approximation or exact)
+GELU_FROM_HF = {"gelu_new": "tanh", "gelu_pytorch_tanh": "tanh", "gelu": "none"}
+
+
 def config_from_hf(hf: dict) -> ModelConfig:
-    if hf.get("activation_function", "gelu_new") not in ("gelu_new", "gelu_pytorch_tanh"):
-        raise ModelLoadError(f"unsupported GPT-2 activation {hf['activation_function']!r}")
+    act = hf.get("activation_function", "gelu_new")
+    if act not in GELU_FROM_HF:
+        raise ModelLoadError(
+            f"unsupported GPT-2 activation {act!r}; supported: {sorted(GELU_FROM_HF)}"
+        )
     return ModelConfig(
         vocab_size=hf["vocab_size"],
         context_length=hf["n_positions"],
@@ -55,6 +62,7 @@ def config_from_hf(hf: dict) -> ModelConfig:
         ffn_hidden=hf.get("n_inner") or 4 * hf["n_embd"],
         norm_eps=hf.get("layer_norm_epsilon", 1e-5),
         tie_embeddings=hf.get("tie_word_embeddings", True),
+        gelu_approximate=GELU_FROM_HF[act],
     )
 
 
@@ -70,7 +78,7 @@ def config_to_hf(c: ModelConfig) -> dict:
         "n_head": c.n_head,
         "n_inner": c.ffn_size,
         "layer_norm_epsilon": c.norm_eps,
-        "activation_function": "gelu_new",
+        "activation_function": "gelu_new" if c.gelu_approximate == "tanh" else "gelu",
         "tie_word_embeddings": c.tie_embeddings,
         "resid_pdrop": 0.0,
         "embd_pdrop": 0.0,

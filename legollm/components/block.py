@@ -21,7 +21,7 @@ class Block(nn.Module):
         self.attn_norm = build_norm(c.norm, c.n_embd, c.norm_eps, c.norm_bias)
         self.attn = CausalSelfAttention(c)
         self.ffn_norm = build_norm(c.norm, c.n_embd, c.norm_eps, c.norm_bias)
-        self.ffn = build_ffn(c.ffn, c.n_embd, c.ffn_size, c.mlp_bias)
+        self.ffn = build_ffn(c.ffn, c.n_embd, c.ffn_size, c.mlp_bias, c.gelu_approximate)
         self.dropout = nn.Dropout(c.dropout)
 
     def forward(self, x: torch.Tensor, rope=None, mask=None, input_pos=None) -> torch.Tensor:

@@ -1,7 +1,8 @@
 """Position-wise feed-forward networks.
 
 GPT-2's MLP expands to 4x the width, applies GELU (tanh approximation, as the
-original TensorFlow code did) and projects back. SwiGLU (Llama, Qwen, Mistral)
+original TensorFlow code did, so pretrained GPT-2 weights need it; ``approximate=
+"none"`` is the exact erf form nanoGPT trains with, cheaper on CPUs) and projects back. SwiGLU (Llama, Qwen, Mistral)
 multiplies a SiLU-gated branch by a linear branch, which trains better per
 parameter; its hidden size is usually ~8/3 of the width to keep the count equal.
 """
@@ -14,13 +15,14 @@ from torch import nn
 
 
 class GeluMLP(nn.Module):
-    def __init__(self, dim: int, hidden: int, bias: bool = True) -> None:
+    def __init__(self, dim: int, hidden: int, bias: bool = True, approximate: str = "tanh") -> None:
         super().__init__()
         self.up_proj = nn.Linear(dim, hidden, bias=bias)
         self.down_proj = nn.Linear(hidden, dim, bias=bias)
+        self.approximate = approximate
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.down_proj(F.gelu(self.up_proj(x), approximate="tanh"))
+        return self.down_proj(F.gelu(self.up_proj(x), approximate=self.approximate))
 
 
 class SwiGLU(nn.Module):
@@ -34,5 +36,5 @@ class SwiGLU(nn.Module):
         return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
 
 
-def build_ffn(kind: str, dim: int, hidden: int, bias: bool) -> nn.Module:
-    return GeluMLP(dim, hidden, bias) if kind == "gelu_mlp" else SwiGLU(dim, hidden, bias)
+def build_ffn(kind: str, dim: int, hidden: int, bias: bool, gelu: str = "tanh") -> nn.Module:
+    return GeluMLP(dim, hidden, bias, gelu) if kind == "gelu_mlp" else SwiGLU(dim, hidden, bias)

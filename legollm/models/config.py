@@ -20,6 +20,7 @@ from legollm.core.exceptions import ConfigError
 NORMS = ("layernorm", "rmsnorm")
 POSITIONS = ("learned", "rope", "none")
 FFNS = ("gelu_mlp", "swiglu")
+GELU_APPROXIMATIONS = ("tanh", "none")  # GPT-2's tanh form; "none" is exact (erf)
 ATTN_IMPLS = ("sdpa", "manual")
 
 
@@ -39,6 +40,7 @@ class ModelConfig:
     rope_theta: float = 10000.0
     rope_scaling: dict | None = None
     ffn: str = "gelu_mlp"
+    gelu_approximate: str = "tanh"
     qkv_bias: bool = True
     attn_out_bias: bool = True
     mlp_bias: bool = True
@@ -56,6 +58,7 @@ class ModelConfig:
             ("position", POSITIONS),
             ("ffn", FFNS),
             ("attn_impl", ATTN_IMPLS),
+            ("gelu_approximate", GELU_APPROXIMATIONS),
         ):
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"{name}={getattr(self, name)!r} is not one of {allowed}")

@@ -93,3 +93,20 @@ def test_offline_variant_download_names_the_local_alternative(monkeypatch):
 def test_parameter_counts_match_published_sizes(variant, published):
     with torch.device("meta"):
         assert count_parameters(GPT2(MODEL_CONFIGS[variant])) == published
+
+
+@pytest.mark.parametrize("activation", ["gelu", "gelu_new"])
+def test_exact_and_tanh_gelu_follow_the_checkpoint(tmp_path, activation):
+    kw = dict(vocab_size=101, n_positions=32, n_embd=64, n_layer=2, n_head=2)
+    hf, path = _hf_dir(tmp_path, activation_function=activation, initializer_range=0.3, **kw)
+    ours = load_pretrained(path)
+    ids = torch.randint(0, 101, (2, 32))
+    with torch.no_grad():
+        want = hf(ids).logits
+        assert (ours(ids) - want).abs().max() <= 1e-4
+        for block in ours.blocks:  # the other GELU form is visibly different here
+            block.ffn.approximate = "none" if block.ffn.approximate == "tanh" else "tanh"
+        assert (ours(ids) - want).abs().max() > 1e-3
+    save_pretrained(load_pretrained(path), tmp_path / "export")
+    back = GPT2LMHeadModel.from_pretrained(tmp_path / "export").eval()
+    assert back.config.activation_function == activation
