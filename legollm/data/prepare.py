@@ -391,7 +391,7 @@ def _encode_batch(tok, texts: list[str], workers: int | None) -> list:
     just characters; only the separator we append is the special id."""
     if isinstance(tok, CharTokenizer):
         return tok.encode_batch(texts)
-    return tok.encode_batch(texts, num_workers=workers, allowed_special="none")
+    return tok.encode_batch_arrays(texts, num_workers=workers, allowed_special="none")
 
 
 def _write_split(path: Path, tokens: np.ndarray, starts, lens, buf_tokens=1 << 20):

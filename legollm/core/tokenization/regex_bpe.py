@@ -307,12 +307,25 @@ class RegexBPETokenizer(Tokenizer):
         workers = min(num_workers or os.cpu_count() or 1, max(1, len(texts)))
         if workers <= 1 or sum(map(len, texts)) < 100_000:
             return [self.encode(t, allowed_special) for t in texts]
+        return [ids.tolist() for ids in self.encode_batch_arrays(texts, workers, allowed_special)]
+
+    def encode_batch_arrays(
+        self,
+        texts: list[str],
+        num_workers: int | None = None,
+        allowed_special: str | set[str] = "all",
+    ) -> list[array]:
+        """``encode_batch`` as compact ``array("I")`` per text: what bulk writers (data
+        prepare) want, without building a Python int for every token."""
+        workers = min(num_workers or os.cpu_count() or 1, max(1, len(texts)))
+        if workers <= 1 or sum(map(len, texts)) < 100_000:
+            return [array("I", self.encode(t, allowed_special)) for t in texts]
         # contiguous slices keep the order and give each worker a warm cache
         step = -(-len(texts) // (workers * 4))
         slices = [texts[i : i + step] for i in range(0, len(texts), step)]
         with mp.get_context("fork").Pool(workers, _init_worker, (self, allowed_special)) as pool:
             parts = pool.map(_encode_slice, slices)
-        return [ids.tolist() for part in parts for ids in part]
+        return [ids for part in parts for ids in part]
 
     # -- pretrained ranks -----------------------------------------------------
     @classmethod
