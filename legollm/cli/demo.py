@@ -141,4 +141,5 @@ def run(args: argparse.Namespace) -> int:
     print(f"checkpoint: {trainer.run_dir / 'latest.pt'} (best: best.pt)")
     print(f"metrics:    {trainer.run_dir / 'metrics.jsonl'}")
     print(f"loss plot:  {summary['plot']}")
+    print(f"more text:  legollm generate {trainer.run_dir} --prompt {args.prompt!r}")
     return 0
