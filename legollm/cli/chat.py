@@ -178,21 +178,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
+    from legollm.cli.generate import load_from_args, sampling_kwargs
 
-    from legollm.cli.generate import sampling_kwargs
-    from legollm.generation.loading import load_model_tokenizer_info
-    from legollm.training.trainer import resolve_device
-
-    device = resolve_device(args.device or "auto")
-    dtype = getattr(torch, args.dtype) if args.dtype else None
-    model, tokenizer, info = load_model_tokenizer_info(args.model, args.tokenizer, device, dtype)
+    model, tokenizer, info, device = load_from_args(args)
     fmt = pick_format(args.template, info)
-    sampling = sampling_kwargs(args)
-    if args.stop:
-        sampling["stop_strings"] = args.stop
-    session = ChatSession(
-        model, tokenizer, fmt, args.system, args.max_new_tokens, device, **sampling
-    )
+    session = ChatSession(model, tokenizer, fmt, args.system, args.max_new_tokens, device,
+                          **sampling_kwargs(args))  # fmt: skip
     print(f"chatting with {args.model} ({fmt} format)")
     return chat_loop(session)

@@ -60,19 +60,21 @@ def sampling_kwargs(args: argparse.Namespace) -> dict:
         seed=args.seed,
         slide_window=not args.no_window,
         compile=args.compile,
+        stop_strings=args.stop,
     )
 
 
 def load_from_args(args: argparse.Namespace):
+    """``(model, tokenizer, info, device)`` from the model arguments (see ``add_model_args``)."""
     import torch
 
-    from legollm.generation.loading import load_model_and_tokenizer
+    from legollm.generation.loading import load_model_tokenizer_info
     from legollm.training.trainer import resolve_device
 
     device = resolve_device(args.device or "auto")
     dtype = getattr(torch, args.dtype) if args.dtype else None
-    model, tokenizer = load_model_and_tokenizer(args.model, args.tokenizer, device, dtype)
-    return model, tokenizer, device
+    model, tokenizer, info = load_model_tokenizer_info(args.model, args.tokenizer, device, dtype)
+    return model, tokenizer, info, device
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -92,10 +94,10 @@ def run(args: argparse.Namespace) -> int:
     from legollm.generation import stream_text
 
     prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
-    model, tokenizer, device = load_from_args(args)
+    model, tokenizer, _, device = load_from_args(args)
     out = sys.stdout
-    pieces = stream_text(model, tokenizer, prompt, args.max_new_tokens, stop_strings=args.stop,
-                         device=device, **sampling_kwargs(args))  # fmt: skip
+    pieces = stream_text(model, tokenizer, prompt, args.max_new_tokens, device=device,
+                         **sampling_kwargs(args))  # fmt: skip
     first = next(pieces, "")  # bad arguments fail here, before anything is printed
     out.write(prompt + first)
     out.flush()

@@ -139,9 +139,9 @@ def load_base(init: str, tokenizer_spec: dict[str, Any] | None = None):
             "--local-dir checkpoints/gpt2)"
         )
     spec = resolve_spec_paths(tokenizer_spec, Path.cwd()) if tokenizer_spec else None
-    ckpt_file = path if path.is_file() else None
-    if path.is_dir():
-        ckpt_file = next((path / n for n in ("best.pt", "latest.pt") if (path / n).is_file()), None)
+    from legollm.generation.loading import find_checkpoint, load_tokenizer_file
+
+    ckpt_file = path if path.is_file() else find_checkpoint(path)
     if ckpt_file is not None:
         from legollm.training.checkpoint import load_model_from_checkpoint
 
@@ -153,8 +153,6 @@ def load_base(init: str, tokenizer_spec: dict[str, Any] | None = None):
         model = load_pretrained(path)
         spec = spec or _gpt2_spec(path)
         if spec is None:  # tokenizer.json / tokenizer.model: no spec type describes them yet
-            from legollm.generation.loading import load_tokenizer_file
-
             return model, load_tokenizer_file(path), None
     else:
         raise ModelLoadError(f"{path} holds neither best.pt/latest.pt nor an HF config.json")
@@ -185,6 +183,7 @@ def build_sft_trainer(cfg: SFTConfig, *, resume: bool = False):
     from legollm.finetuning.dataset import InstructionLoader
     from legollm.finetuning.formats import get_format
     from legollm.training.distributed import init_distributed
+    from legollm.training.run import resume_latest
     from legollm.training.trainer import resolve_device
 
     info = init_distributed()
@@ -231,10 +230,7 @@ def build_sft_trainer(cfg: SFTConfig, *, resume: bool = False):
     per_step = tcfg.batch_size * tcfg.grad_accum_steps * info.world_size
     trainer.tokens_per_step = round(mean_len * per_step)
     if resume:
-        ckpt = Path(tcfg.run_dir) / "latest.pt"
-        if not ckpt.is_file():
-            raise ConfigError(f"--resume: no checkpoint at {ckpt}; run without --resume first")
-        trainer.resume(ckpt)
+        resume_latest(trainer, tcfg.run_dir)
     return trainer
 
 

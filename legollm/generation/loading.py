@@ -33,17 +33,6 @@ def find_checkpoint(path: Path) -> Path | None:
     return None
 
 
-def load_model_and_tokenizer(
-    source: str | os.PathLike[str],
-    tokenizer: str | os.PathLike[str] | None = None,
-    device: str | torch.device = "cpu",
-    dtype: torch.dtype | None = None,
-):
-    """``(model, tokenizer)`` in eval mode from a checkpoint or an HF model directory."""
-    model, tok, _ = load_model_tokenizer_info(source, tokenizer, device, dtype)
-    return model, tok
-
-
 def load_model_tokenizer_info(
     source: str | os.PathLike[str],
     tokenizer: str | os.PathLike[str] | None = None,
@@ -62,8 +51,8 @@ def load_model_tokenizer_info(
         if dtype is not None:
             model = model.to(dtype)
         sft = ckpt.get("sft") if isinstance(ckpt.get("sft"), dict) else {}
-        info = {"kind": "checkpoint", "model_type": ckpt.get("model_type"),
-                "prompt_format": ckpt.get("prompt_format") or sft.get("format")}  # fmt: skip
+        # an SFT run records its prompt format, which chat then uses
+        info = {"kind": "checkpoint", "model_type": None, "prompt_format": sft.get("format")}
         if tokenizer is not None:
             return model, load_tokenizer_file(tokenizer), info
         if not ckpt.get("tokenizer"):

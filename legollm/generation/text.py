@@ -121,6 +121,7 @@ def stream_text(
     """
     import torch
 
+    from legollm.data.tokenizer_spec import max_token_id
     from legollm.generation.decode import stream
 
     ids = tokenizer.encode(prompt, allowed_special="all") if isinstance(prompt, str) else prompt
@@ -131,7 +132,7 @@ def stream_text(
     eos = {eos_token_id} if isinstance(eos_token_id, int) else set(eos_token_id or ())
     device = device or next(model.parameters()).device
     streamer = TextStreamer(tokenizer, stop_strings)
-    sampling.setdefault("vocab_limit", decodable_ids(tokenizer))
+    sampling.setdefault("vocab_limit", max_token_id(tokenizer) + 1)
     input_ids = torch.tensor([ids], dtype=torch.long, device=device)
     for tok in stream(
         model, input_ids, max_new_tokens, eos_token_id=sorted(eos) or None, **sampling
@@ -147,9 +148,3 @@ def stream_text(
     tail = streamer.end()
     if tail:
         yield tail
-
-
-def decodable_ids(tokenizer) -> int:
-    """One past the largest id ``tokenizer`` can decode, special tokens included."""
-    specials = getattr(tokenizer, "special_tokens", None) or {}
-    return max([tokenizer.vocab_size - 1, *specials.values()]) + 1

@@ -19,12 +19,12 @@ from legollm.core.exceptions import ConfigError, ModelLoadError
 from legollm.core.utils import atomic_path, atomic_write
 from legollm.peft.lora import (
     LoRAConfig,
-    _unwrap,
     apply_lora,
     load_lora_state,
     lora_layers,
     lora_state_dict,
 )
+from legollm.training.checkpoint import unwrap_model
 
 CONFIG_NAME = "adapter_config.json"
 WEIGHTS_NAME = "adapter_model.safetensors"
@@ -32,7 +32,7 @@ WEIGHTS_NAME = "adapter_model.safetensors"
 
 def save_adapter(model: nn.Module, directory: str | os.PathLike[str]) -> Path:
     """Write the model's LoRA weights and config into ``directory``; returns it."""
-    config = getattr(_unwrap(model), "lora_config", None)
+    config = getattr(unwrap_model(model), "lora_config", None)
     state = lora_state_dict(model)
     if config is None or not state:
         raise ConfigError("the model has no LoRA layers to save; apply_lora() it first")

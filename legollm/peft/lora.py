@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from legollm.core.exceptions import ConfigError, ModelLoadError
+from legollm.training.checkpoint import unwrap_model
 
 # Target presets, as name patterns over our module names (see legollm/components):
 # attention blocks.{i}.attn.{q,k,v,o}_proj, MLP blocks.{i}.ffn.{gate,up,down}_proj.
@@ -151,18 +152,6 @@ class LoRALinear(nn.Linear):
         return f"{super().extra_repr()}, r={self.r}, alpha={self.alpha}, merged={self.merged}"
 
 
-def _unwrap(model: nn.Module) -> nn.Module:
-    """The module itself under torch.compile (``_orig_mod``) and DDP (``module``) wrappers,
-    so names never carry their prefixes."""
-    while True:
-        if hasattr(model, "_orig_mod"):
-            model = model._orig_mod
-        elif isinstance(model, nn.parallel.DistributedDataParallel):
-            model = model.module
-        else:
-            return model
-
-
 def _matches(name: str, pattern: str) -> bool:
     if "." not in pattern:
         return fnmatch.fnmatchcase(name.rsplit(".", 1)[-1], pattern)
@@ -171,7 +160,7 @@ def _matches(name: str, pattern: str) -> bool:
 
 def find_targets(model: nn.Module, config: LoRAConfig) -> list[str]:
     """Names of the ``nn.Linear`` modules the config's patterns select (in model order)."""
-    model = _unwrap(model)
+    model = unwrap_model(model)
     linears = [n for n, m in model.named_modules() if type(m) is nn.Linear]
     patterns = config.patterns()
     chosen = [n for n in linears if any(_matches(n, p) for p in patterns)]
@@ -212,7 +201,7 @@ def apply_lora(model: nn.Module, config: LoRAConfig) -> list[str]:
     Returns the replaced module names. Only the LoRA matrices stay trainable. Apply it
     before ``torch.compile`` (the Trainer compiles after it is given the model).
     """
-    model = _unwrap(model)
+    model = unwrap_model(model)
     if lora_layers(model):
         raise ConfigError("this model already has LoRA layers; remove_lora() it first")
     names = find_targets(model, config)
@@ -228,7 +217,7 @@ def apply_lora(model: nn.Module, config: LoRAConfig) -> list[str]:
 
 
 def lora_layers(model: nn.Module) -> dict[str, LoRALinear]:
-    return {n: m for n, m in _unwrap(model).named_modules() if isinstance(m, LoRALinear)}
+    return {n: m for n, m in unwrap_model(model).named_modules() if isinstance(m, LoRALinear)}
 
 
 def lora_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -255,7 +244,7 @@ def unmerge_lora(model: nn.Module) -> nn.Module:
 def remove_lora(model: nn.Module, merge: bool = True) -> nn.Module:
     """Swap every LoRALinear back for a plain nn.Linear (merged first unless ``merge=False``,
     which drops the adapters). The result is an ordinary model, trainable again."""
-    model = _unwrap(model)
+    model = unwrap_model(model)
     for name, m in lora_layers(model).items():
         if merge:
             m.merge()

@@ -61,11 +61,16 @@ def build_trainer(cfg: TrainConfig, *, resume: bool = False) -> Trainer:
         val = TokenDataLoader(data, split="val", mode="sequential", **common)
     trainer = Trainer(model, cfg, train, val, run_dir=cfg.run_dir, tokenizer=meta["tokenizer"])
     if resume:
-        ckpt = Path(cfg.run_dir) / "latest.pt"
-        if not ckpt.is_file():
-            raise TrainingError(f"--resume: no checkpoint at {ckpt}; train without --resume first")
-        trainer.resume(ckpt)
+        resume_latest(trainer, cfg.run_dir)
     return trainer
 
 
-__all__ = ["build_trainer", "model_config_dict"]
+def resume_latest(trainer, run_dir) -> None:
+    """``--resume``: continue from ``run_dir/latest.pt``, which must exist."""
+    ckpt = Path(run_dir) / "latest.pt"
+    if not ckpt.is_file():
+        raise TrainingError(f"--resume: no checkpoint at {ckpt}; train without --resume first")
+    trainer.resume(ckpt)
+
+
+__all__ = ["build_trainer", "model_config_dict", "resume_latest"]

@@ -9,12 +9,11 @@ import torch
 
 from legollm.cli.chat import ChatSession, chat_loop, pick_format
 from legollm.cli.main import main
-from legollm.core.tokenization import RegexBPETokenizer
 from legollm.finetuning.formats import get_format
 from legollm.finetuning.templates import get_chat_template
 from legollm.generation import generate
 from legollm.models import DecoderLM, ModelConfig
-from legollm.training.checkpoint import save_checkpoint
+from tests.integration._run_dirs import make_run_dir
 
 TEXT = "### User:\nhello there\n\n### Assistant:\nhi, how are you?\n\n" * 10
 
@@ -22,15 +21,7 @@ TEXT = "### User:\nhello there\n\n### Assistant:\nhi, how are you?\n\n" * 10
 @pytest.fixture(scope="module")
 def parts(tmp_path_factory):
     d = tmp_path_factory.mktemp("chat")
-    tok = RegexBPETokenizer()
-    tok.train(TEXT, vocab_size=300)
-    tok.register_special_tokens({"<|endoftext|>": 300})
-    torch.manual_seed(0)
-    cfg = ModelConfig(vocab_size=301, context_length=96, n_layer=2, n_head=2, n_embd=32)
-    model = DecoderLM(cfg).eval()
-    ckpt = {"model": model.state_dict(), "model_config": cfg.to_dict(),
-            "tokenizer": {"type": "legollm", "path": str(tok.save(d / "tok"))}}  # fmt: skip
-    save_checkpoint(d / "best.pt", ckpt)
+    model, tok = make_run_dir(d, TEXT, vocab_size=300, model_vocab=301, context_length=96)
     return d, model, tok
 
 

@@ -12,8 +12,7 @@ import torch
 from legollm.cli.main import main
 from legollm.core.tokenization import RegexBPETokenizer
 from legollm.generation import generate
-from legollm.models import DecoderLM, ModelConfig
-from legollm.training.checkpoint import save_checkpoint
+from tests.integration._run_dirs import make_run_dir
 
 ROOT = Path(__file__).resolve().parents[2]
 TEXT = "the cat sat on the mat. the dog sat on the log. " * 20
@@ -23,17 +22,8 @@ TEXT = "the cat sat on the mat. the dog sat on the log. " * 20
 def run_dir(tmp_path_factory):
     """A run directory as training leaves it: best.pt naming a LegoLLM tokenizer file."""
     d = tmp_path_factory.mktemp("run")
-    tok = RegexBPETokenizer()
-    tok.train(TEXT, vocab_size=280)
-    tok.register_special_tokens({"<|endoftext|>": 280})
-    tok_file = tok.save(d / "tok")
-    torch.manual_seed(0)
-    cfg = ModelConfig(vocab_size=288, context_length=64, n_layer=2, n_head=2, n_embd=32)
-    model = DecoderLM(cfg)
-    ckpt = {"model": model.state_dict(), "model_config": cfg.to_dict(),
-            "tokenizer": {"type": "legollm", "path": str(tok_file)}}  # fmt: skip
-    save_checkpoint(d / "best.pt", ckpt)
-    return d, model.eval(), tok
+    model, tok = make_run_dir(d, TEXT, vocab_size=280, model_vocab=288, context_length=64)
+    return d, model, tok
 
 
 def expected_text(model, tok, prompt: str, n: int) -> str:
