@@ -68,12 +68,14 @@ def load_from_args(args: argparse.Namespace):
     """``(model, tokenizer, info, device)`` from the model arguments (see ``add_model_args``)."""
     import torch
 
+    from legollm.components.linear import store_by_columns
     from legollm.generation.loading import load_model_tokenizer_info
     from legollm.training.trainer import resolve_device
 
     device = resolve_device(args.device or "auto")
     dtype = getattr(torch, args.dtype) if args.dtype else None
     model, tokenizer, info = load_model_tokenizer_info(args.model, args.tokenizer, device, dtype)
+    store_by_columns(model)  # loaded to decode: the faster layout for CPU matrix-vector products
     return model, tokenizer, info, device
 
 

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from legollm.components.kv_cache import KVCache
+from legollm.components.linear import Linear
 from legollm.components.normalization import RMSNorm
 from legollm.components.position import apply_rope
 
@@ -30,10 +31,10 @@ class CausalSelfAttention(nn.Module):
         super().__init__()
         c = config
         self.n_head, self.n_kv_heads, self.head_dim = c.n_head, c.kv_heads, c.head_size
-        self.q_proj = nn.Linear(c.n_embd, c.n_head * c.head_size, bias=c.qkv_bias)
-        self.k_proj = nn.Linear(c.n_embd, c.kv_heads * c.head_size, bias=c.qkv_bias)
-        self.v_proj = nn.Linear(c.n_embd, c.kv_heads * c.head_size, bias=c.qkv_bias)
-        self.o_proj = nn.Linear(c.n_head * c.head_size, c.n_embd, bias=c.attn_out_bias)
+        self.q_proj = Linear(c.n_embd, c.n_head * c.head_size, bias=c.qkv_bias)
+        self.k_proj = Linear(c.n_embd, c.kv_heads * c.head_size, bias=c.qkv_bias)
+        self.v_proj = Linear(c.n_embd, c.kv_heads * c.head_size, bias=c.qkv_bias)
+        self.o_proj = Linear(c.n_head * c.head_size, c.n_embd, bias=c.attn_out_bias)
         # Qwen 3 normalises each head's queries and keys before RoPE
         self.q_norm = RMSNorm(c.head_size, c.norm_eps) if c.qk_norm else None
         self.k_norm = RMSNorm(c.head_size, c.norm_eps) if c.qk_norm else None

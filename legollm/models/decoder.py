@@ -21,6 +21,7 @@ from torch import nn
 
 from legollm.components.block import Block
 from legollm.components.kv_cache import KVCache
+from legollm.components.linear import Linear
 from legollm.components.normalization import build_norm
 from legollm.components.position import rope_table
 from legollm.core.exceptions import ConfigError
@@ -36,7 +37,7 @@ class DecoderLM(nn.Module):
         self.drop = nn.Dropout(c.dropout)
         self.blocks = nn.ModuleList(Block(c) for _ in range(c.n_layer))
         self.norm = build_norm(c.norm, c.n_embd, c.norm_eps, c.norm_bias)
-        self.lm_head = nn.Linear(c.n_embd, c.vocab_size, bias=False)
+        self.lm_head = Linear(c.n_embd, c.vocab_size, bias=False)
         if c.tie_embeddings:
             self.lm_head.weight = self.tok_emb.weight
         self.max_seq_len = c.context_length

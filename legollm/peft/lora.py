@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from legollm.components.linear import Linear
 from legollm.core.exceptions import ConfigError, ModelLoadError
 from legollm.training.checkpoint import unwrap_model
 
@@ -106,7 +107,7 @@ class LoRAConfig:
         return cls(**d)
 
 
-class LoRALinear(nn.Linear):
+class LoRALinear(Linear):
     """``y = x W^T + b + scaling * dropout(x) A^T B^T``; ``W`` and ``b`` frozen."""
 
     def __init__(
@@ -130,7 +131,7 @@ class LoRALinear(nn.Linear):
         return (self.lora_B @ self.lora_A) * self.scaling  # (out, in)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = F.linear(x, self.weight, self.bias)
+        y = super().forward(x)  # the frozen base, threaded where that pays
         if self.merged:
             return y
         # (..., in) -> (..., r) -> (..., out): never materialises the (out, in) update
@@ -161,7 +162,7 @@ def _matches(name: str, pattern: str) -> bool:
 def find_targets(model: nn.Module, config: LoRAConfig) -> list[str]:
     """Names of the ``nn.Linear`` modules the config's patterns select (in model order)."""
     model = unwrap_model(model)
-    linears = [n for n, m in model.named_modules() if type(m) is nn.Linear]
+    linears = [n for n, m in model.named_modules() if type(m) in (nn.Linear, Linear)]
     patterns = config.patterns()
     chosen = [n for n in linears if any(_matches(n, p) for p in patterns)]
     if not chosen:
@@ -242,7 +243,7 @@ def unmerge_lora(model: nn.Module) -> nn.Module:
 
 
 def remove_lora(model: nn.Module, merge: bool = True) -> nn.Module:
-    """Swap every LoRALinear back for a plain nn.Linear (merged first unless ``merge=False``,
+    """Swap every LoRALinear back for a plain Linear (merged first unless ``merge=False``,
     which drops the adapters). The result is an ordinary model, trainable again."""
     model = unwrap_model(model)
     for name, m in lora_layers(model).items():
@@ -250,7 +251,7 @@ def remove_lora(model: nn.Module, merge: bool = True) -> nn.Module:
             m.merge()
         else:
             m.unmerge()
-        plain = nn.Linear(m.in_features, m.out_features, bias=m.bias is not None, device="meta")
+        plain = Linear(m.in_features, m.out_features, bias=m.bias is not None, device="meta")
         plain.weight, plain.bias = m.weight, m.bias
         parent_name, _, child = name.rpartition(".")
         parent = model.get_submodule(parent_name) if parent_name else model
