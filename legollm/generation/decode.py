@@ -54,8 +54,8 @@ def stream(
     ``pad_token_id`` (default: the first EOS id, else 0) until every row is done.
     With ``slide_window=False`` a prompt plus ``max_new_tokens`` that does not fit
     the context is an error instead of a sliding window. ``compile=True`` runs the
-    one-token decode step through ``torch.compile`` (worth it on GPUs; the first
-    call pays the compilation). ``vocab_limit=n`` only lets ids below n be chosen:
+    one-token decode step through ``torch.compile`` (for GPUs: on a CPU the eager
+    step's threaded products are faster; the first call pays the compilation). ``vocab_limit=n`` only lets ids below n be chosen:
     models whose vocabulary was padded (50257 -> 50304) never emit an id the
     tokenizer cannot decode.
     """
