@@ -89,3 +89,29 @@ def test_bad_arguments(pair, kwargs, message):
         generate(ours, torch.ones(1, 3, dtype=torch.long), 5, **kwargs)
     with pytest.raises(GenerationError, match="empty"):
         generate(ours, torch.ones(1, 0, dtype=torch.long), 5)
+
+
+def test_threaded_products_and_column_layout_keep_transformers_tokens(tmp_path):
+    """Every linear big enough to take the split path, before and after store_by_columns."""
+    from legollm.components.linear import Linear, store_by_columns, use_split
+
+    torch.manual_seed(0)
+    hf = GPT2LMHeadModel(
+        GPT2Config(vocab_size=4096, n_positions=64, n_embd=512, n_layer=2, n_head=4)
+    )
+    hf.eval().save_pretrained(tmp_path)
+    ours = load_pretrained(tmp_path)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        linears = [m for m in ours.modules() if isinstance(m, Linear)]
+        assert all(use_split(torch.zeros(1, m.in_features), m.weight) for m in linears)
+        ids, mask = _left_pad([torch.randint(1, 4096, (n,)) for n in (4, 7)])
+        want = hf.generate(ids, attention_mask=mask, max_new_tokens=24, do_sample=False,
+                           pad_token_id=0)  # fmt: skip
+        assert torch.equal(generate(ours, ids, 24, attention_mask=mask), want)
+        store_by_columns(ours)
+        assert all(m.weight.stride()[0] == 1 for m in linears)
+        assert torch.equal(generate(ours, ids, 24, attention_mask=mask), want)
+    finally:
+        torch.set_num_threads(threads)
