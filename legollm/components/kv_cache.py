@@ -1,15 +1,39 @@
-"""A key/value cache allocated once for (batch, max length) and written in place.
+"""A key/value cache allocated once and written in place: full, or a ring for sliding windows.
 
 Decoding one token at a time only needs the new token's query against every
 earlier key and value; caching them turns O(T^2) re-computation per step into
 O(T). The buffers are pre-allocated so a step is an index_copy, never a
 ``torch.cat`` that reallocates (and so shapes stay static for torch.compile).
+
+One rule places every token: position p goes to slot ``p % size``.
+
+- Full attention: ``size = max_seq_len``, so slot p holds position p.
+- Sliding window (Mistral): a query at p only sees keys at (p - window, p], so
+  only the last ``window`` positions are ever needed and ``size = window``. The
+  buffer is a ring: position p overwrites p - window, which no later query can
+  see. Memory stays bounded however long the generation.
+
+A ring has one subtlety. A chunk of several tokens (a prompt prefill) cannot be
+written first and read after: its own later tokens would overwrite keys its
+earlier queries still need (with window 8, writing positions 0..12 leaves 5..12,
+but the query at 6 needs 0..6). So such a chunk attends "in flight" to the ring
+as it was before the chunk, followed by the chunk's own keys; only then are the
+chunk's last ``size`` keys kept. This is simpler than prefilling in
+window-sized pieces (one attention call, no loop) and costs one copy of the ring
+per prefill, never per decoded token: a one-token step writes its key and reads
+the ring in place, which is also what keeps the compiled step's shapes static.
+
+``key_positions`` says which position each key that attention sees holds (a
+negative number for a slot not written yet), so the model can build its mask
+(causality, the window, padding) without knowing the layout.
 """
 
 from __future__ import annotations
 
 import torch
 from torch import nn
+
+from legollm.core.exceptions import ConfigError
 
 
 class KVCache(nn.Module):
@@ -21,19 +45,56 @@ class KVCache(nn.Module):
         head_dim: int,
         dtype: torch.dtype = torch.float32,
         device: torch.device | str | None = None,
+        window: int | None = None,
     ) -> None:
         super().__init__()
-        shape = (batch_size, n_kv_heads, max_seq_len, head_dim)
+        if window is not None and window < 1:
+            raise ConfigError(f"the sliding window must be at least 1 position, got {window}")
+        self.max_seq_len = max_seq_len
+        self.size = min(max_seq_len, window) if window is not None else max_seq_len
+        self.rolling = self.size < max_seq_len  # a ring: positions will wrap around
+        shape = (batch_size, n_kv_heads, self.size, head_dim)
         self.register_buffer("k", torch.zeros(shape, dtype=dtype, device=device), persistent=False)
         self.register_buffer("v", torch.zeros(shape, dtype=dtype, device=device), persistent=False)
+
+    def in_flight(self, n_tokens: int) -> bool:
+        """Whether a chunk of ``n_tokens`` attends to the old ring plus its own keys."""
+        return self.rolling and n_tokens > 1
 
     def update(
         self, input_pos: torch.Tensor, k: torch.Tensor, v: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Write k, v (B, nkv, T, hd) at positions ``input_pos`` (T,); return the full buffers."""
-        self.k.index_copy_(2, input_pos, k.to(self.k.dtype))
-        self.v.index_copy_(2, input_pos, v.to(self.v.dtype))
+        """Store k, v (B, nkv, T, hd) of positions ``input_pos`` (T,); return what to attend to.
+
+        That is the whole buffer (B, nkv, size, hd), or for an in-flight chunk the
+        ring before it followed by the chunk (B, nkv, size + T, hd).
+        """
+        k, v = k.to(self.k.dtype), v.to(self.v.dtype)
+        if self.in_flight(k.shape[2]):
+            seen_k, seen_v = torch.cat([self.k, k], dim=2), torch.cat([self.v, v], dim=2)
+        # only the last `size` tokens survive (and index_copy_ needs distinct slots)
+        keep = slice(-self.size, None)
+        slots = input_pos[keep] % self.size
+        self.k.index_copy_(2, slots, k[:, :, keep])
+        self.v.index_copy_(2, slots, v[:, :, keep])
+        if self.in_flight(k.shape[2]):
+            return seen_k, seen_v
         return self.k, self.v
+
+    def key_positions(self, input_pos: torch.Tensor) -> torch.Tensor:
+        """The position held by each key ``update(input_pos, ...)`` returns; < 0 = empty slot.
+
+        Assumes each chunk continues the one before (positions 0, 1, 2, ... in
+        order, as decoding feeds them); starting again from 0 needs no reset.
+        """
+        if self.in_flight(len(input_pos)):
+            return torch.cat([self._slot_positions(input_pos[0] - 1), input_pos])
+        return self._slot_positions(input_pos[-1])
+
+    def _slot_positions(self, last: torch.Tensor) -> torch.Tensor:
+        """(size,): the newest position p <= last with p % size == slot (negative if none yet)."""
+        slots = torch.arange(self.size, device=self.k.device)
+        return last - (last - slots) % self.size  # tensor % is floored: always in [0, size)
 
     def reset(self) -> None:
         self.k.zero_()

@@ -5,10 +5,11 @@ token ids -> token embedding (+ learned positions) -> n_layer pre-norm blocks
 this class with different config fields; architectures only add presets and
 weight maps.
 
-For inference, ``setup_kv_cache`` allocates one cache per layer; then every
-forward passes ``input_pos`` (the cache slots of the tokens fed), and the mask
-lets each query see only earlier slots (and the sliding window, and the
-``attention_mask`` of left-padded batches).
+For inference, ``setup_kv_cache`` allocates one cache per layer (only
+``sliding_window`` slots per layer for a sliding-window model); then every
+forward passes ``input_pos`` (the positions of the tokens fed, 0, 1, 2, ... in
+order), and the mask lets each query see only earlier positions (and the
+sliding window, and the ``attention_mask`` of left-padded batches).
 """
 
 from __future__ import annotations
@@ -77,7 +78,7 @@ class DecoderLM(nn.Module):
         device = device or self.tok_emb.weight.device
         for block in self.blocks:
             block.attn.kv_cache = KVCache(
-                batch_size, max_seq_len, c.kv_heads, c.head_size, dtype, device
+                batch_size, max_seq_len, c.kv_heads, c.head_size, dtype, device, c.sliding_window
             )
         if c.position == "rope" and max_seq_len > self.max_seq_len:
             self.max_seq_len = max_seq_len
@@ -118,7 +119,7 @@ class DecoderLM(nn.Module):
         B, T = idx.shape
         cached = self.has_kv_cache
         if cached and input_pos is None:
-            raise ConfigError("a KV cache is set up: pass input_pos (the cache slots being fed)")
+            raise ConfigError("a KV cache is set up: pass input_pos (the positions being fed)")
         if not cached and c.context_length < T:
             raise ConfigError(
                 f"sequence length {T} exceeds the model's context_length {c.context_length}; "
@@ -132,6 +133,13 @@ class DecoderLM(nn.Module):
             )
         if input_pos is None:
             input_pos = torch.arange(T, device=idx.device)
+        if cached and checking:
+            room = self.blocks[0].attn.kv_cache.max_seq_len
+            if int(input_pos[-1]) >= room:
+                raise ConfigError(
+                    f"position {int(input_pos[-1])} is past the {room} positions the KV cache "
+                    "was set up for: call setup_kv_cache with a larger max_seq_len"
+                )
         if position_ids is None:
             position_ids = input_pos
         if checking and c.position == "learned" and int(position_ids.max()) >= c.context_length:
@@ -166,23 +174,32 @@ class DecoderLM(nn.Module):
         return logits, loss
 
     def _mask(self, input_pos, attention_mask, cached: bool, T: int) -> torch.Tensor | None:
-        """Boolean (B|1, 1, T, S) mask, True = may attend; None means plain causal (fast path)."""
+        """Boolean (B|1, 1, T, S) mask, True = may attend; None means plain causal (fast path).
+
+        Each of the S keys is known by its position (``key_positions``: with a cache,
+        the position its slot holds, negative for an empty one); a query at p sees
+        the keys at positions in [0, p], and only (p - window, p] with a sliding window.
+        """
         window = self.config.sliding_window
         if not cached and attention_mask is None and window is None:
             return None
-        S = self.blocks[0].attn.kv_cache.k.shape[2] if cached else T
-        key_pos = torch.arange(S, device=input_pos.device)
-        allowed = key_pos[None, :] <= input_pos[:, None]  # (T, S) causal
+        cache = self.blocks[0].attn.kv_cache if cached else None
+        if cache is not None:
+            key_pos = cache.key_positions(input_pos)  # (S,)
+        else:
+            key_pos = torch.arange(T, device=input_pos.device)
+        q_pos, k_pos = input_pos[:, None], key_pos[None, :]
+        allowed = (k_pos <= q_pos) & (k_pos >= 0)  # (T, S) causal, written slots only
         if window is not None:
-            allowed &= key_pos[None, :] > input_pos[:, None] - window
+            allowed &= k_pos > q_pos - window
         allowed = allowed[None, None]  # (1, 1, T, S)
-        if attention_mask is not None:
-            pad = attention_mask.bool()
-            if pad.shape[1] < S:  # slots not written yet are masked by causality anyway
-                pad = F.pad(pad, (0, S - pad.shape[1]), value=True)
-            allowed = allowed & pad[:, None, None, :S]
+        if attention_mask is not None:  # (B, positions so far): 0 = a padding token
+            # look up each key's position; positions past the mask's end are real tokens
+            n = cache.max_seq_len if cache is not None else T
+            pad = F.pad(attention_mask.bool(), (0, max(n - attention_mask.shape[1], 0)), value=True)
+            allowed = allowed & pad[:, key_pos.clamp(min=0)][:, None, None, :]  # (B, 1, T, S)
             # a padding query that sees nothing would give NaN: let it see itself
-            allowed = allowed | (key_pos[None, :] == input_pos[:, None])[None, None]
+            allowed = allowed | (k_pos == q_pos)[None, None]
         return allowed
 
 
