@@ -51,8 +51,9 @@ def _download(args: argparse.Namespace) -> int:
 _PREPARE_HELP = {
     "inputs": "text/JSONL files or folders (searched recursively)",
     "output_dir": "folder for train.bin, val.bin and meta.json",
-    "tokenizer": "char | gpt2 | tiktoken | legollm (default char)",
-    "tokenizer_path": "the .tiktoken rank file or the LegoLLM tokenizer file",
+    "tokenizer": "char | gpt2 | tiktoken | legollm | hf_json | llama3 (default char)",
+    "tokenizer_path": "the .tiktoken rank file, LegoLLM tokenizer file, tokenizer.json or "
+    "Llama 3 tokenizer.model",
     "encoder_json": "GPT-2 encoder.json",
     "vocab_bpe": "GPT-2 vocab.bpe",
     "pattern": "tiktoken split pattern: gpt2, gpt4 (default) or a regex",
@@ -120,8 +121,8 @@ def _add_summary_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("path", nargs="+", help="text/JSONL files or folders, or a prepared folder")
     p.add_argument("--split", default="file", help="document split: file|paragraph|line|regex:P")
     p.add_argument("--text-field", default="text", help="JSONL text field")
-    p.add_argument("--tokenizer", help="char|gpt2|tiktoken|legollm: also count tokens")
-    p.add_argument("--tokenizer-path", help="the .tiktoken or LegoLLM tokenizer file")
+    p.add_argument("--tokenizer", help="char|gpt2|tiktoken|legollm|hf_json|llama3: count tokens")
+    p.add_argument("--tokenizer-path", help="the .tiktoken, LegoLLM, tokenizer.json or .model")
     p.add_argument("--encoder-json", help="GPT-2 encoder.json")
     p.add_argument("--vocab-bpe", help="GPT-2 vocab.bpe")
     p.add_argument("--pattern", help="tiktoken split pattern (gpt2, gpt4 or a regex)")

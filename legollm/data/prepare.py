@@ -19,7 +19,6 @@ import dataclasses
 import json
 import os
 import re
-import shutil
 import tempfile
 from array import array
 from collections.abc import Iterator
@@ -33,8 +32,10 @@ from legollm.core.exceptions import ConfigError, DataError
 from legollm.data.meta import DTYPES, META_VERSION, check_dtype, dtype_for_max_id, write_meta
 from legollm.data.tokenizer_spec import (
     EOT,
+    PATH_KEYS,
     TOKENIZER_TYPES,
     CharTokenizer,
+    copy_spec_files,
     file_sha256,
     load_tokenizer,
     max_token_id,
@@ -52,8 +53,8 @@ class PrepareConfig:
 
     inputs: list[str]
     output_dir: str
-    tokenizer: str = "char"  # char | gpt2 | tiktoken | legollm
-    tokenizer_path: str | None = None  # the .tiktoken or LegoLLM tokenizer file
+    tokenizer: str = "char"  # char | gpt2 | tiktoken | legollm | hf_json | llama3
+    tokenizer_path: str | None = None  # the .tiktoken, LegoLLM, tokenizer.json or .model file
     encoder_json: str | None = None  # GPT-2 files
     vocab_bpe: str | None = None
     pattern: str | None = None  # tiktoken split pattern: "gpt2", "gpt4" or a regex
@@ -215,17 +216,6 @@ def _batches(docs: Iterator[str], chunk_chars: int) -> Iterator[list[str]]:
 # ----------------------------------------------------------------------------- tokenizer
 
 
-def _copy_into(src: str, out_dir: Path) -> str:
-    """Copy a tokenizer file into ``out_dir/tokenizer/`` so the dataset is self-contained."""
-    dest = out_dir / "tokenizer" / Path(src).name
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    if not dest.exists() or file_sha256(dest) != file_sha256(src):
-        tmp = dest.with_name(f".{dest.name}.tmp")
-        shutil.copyfile(src, tmp)
-        os.replace(tmp, dest)
-    return str(dest.relative_to(out_dir))
-
-
 def _tokenizer_spec(config: PrepareConfig) -> dict[str, Any]:
     kind = config.tokenizer
     if kind not in TOKENIZER_TYPES:
@@ -235,10 +225,9 @@ def _tokenizer_spec(config: PrepareConfig) -> dict[str, Any]:
     spec: dict[str, Any] = {"type": kind}
     if kind == "gpt2":
         spec.update(encoder_json=config.encoder_json, vocab_bpe=config.vocab_bpe)
-    elif kind in ("tiktoken", "legollm"):
+    elif kind != "char":
         spec.update(path=config.tokenizer_path, pattern=config.pattern)
-    needed = {"gpt2": ("encoder_json", "vocab_bpe"), "tiktoken": ("path",), "legollm": ("path",)}
-    for key in needed.get(kind, ()):
+    for key in PATH_KEYS.get(kind, ()):
         flag = "tokenizer_path" if key == "path" else key
         if not spec.get(key):
             raise ConfigError(f"tokenizer {kind} needs {flag}")
@@ -295,9 +284,7 @@ def prepare_dataset(config: PrepareConfig | dict[str, Any] | None = None, **kwar
 
     # 2-3. stream documents, tokenize in chunks, append to one temp token file
     out.mkdir(parents=True, exist_ok=True)
-    for key in ("encoder_json", "vocab_bpe", "path"):
-        if spec.get(key):
-            spec[key] = _copy_into(spec[key], out)
+    spec = copy_spec_files(spec, out)  # the dataset keeps working if the originals move
     fd, tmp_name = tempfile.mkstemp(dir=out, prefix=".tokens.", suffix=".tmp")
     os.close(fd)
     tmp_tokens = Path(tmp_name)

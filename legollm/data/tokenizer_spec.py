@@ -1,14 +1,19 @@
-"""Tokenizer specs: the plain-data recipe in meta.json that rebuilds a tokenizer.
+"""Tokenizer specs: the plain-data recipe in meta.json and checkpoints that rebuilds a tokenizer.
 
-A prepared dataset is only meaningful together with the tokenizer that wrote it,
-so meta.json stores a small dict instead of a pickled object:
+A prepared dataset (or a trained model) is only meaningful together with the tokenizer
+that wrote it, so meta.json and every checkpoint store a small dict instead of a
+pickled object:
 
     {"type": "char", "chars": "\\n !...z", "special_tokens": {"<|endoftext|>": 65}}
     {"type": "gpt2", "encoder_json": "tokenizer/encoder.json", "vocab_bpe": "tokenizer/vocab.bpe"}
     {"type": "tiktoken", "path": "tokenizer/cl100k_base.tiktoken", "pattern": "gpt4",
      "special_tokens": {"<|endoftext|>": 100257}}
     {"type": "legollm", "path": "tokenizer/my.model"}
+    {"type": "hf_json", "path": "tokenizer/tokenizer.json"}     # Qwen, Llama 3 (HF), ...
+    {"type": "llama3", "path": "tokenizer/tokenizer.model", "version": "3"}  # Meta's file
 
+Relative paths are relative to the folder of the meta.json or checkpoint that holds
+the spec; :func:`copy_spec_files` puts the files there so the folder is self-contained.
 ``load_tokenizer(spec)`` turns it back into an object with ``encode_batch``,
 ``decode``, ``special_tokens`` and ``eot_token_id``.
 """
@@ -18,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -27,9 +33,15 @@ import numpy as np
 from legollm.core.exceptions import ConfigError, TokenizerError
 
 EOT = "<|endoftext|>"
-TOKENIZER_TYPES = ("char", "gpt2", "tiktoken", "legollm")
-# Which keys of each spec type name files (resolved against the meta.json folder).
-_PATH_KEYS = {"gpt2": ("encoder_json", "vocab_bpe"), "tiktoken": ("path",), "legollm": ("path",)}
+TOKENIZER_TYPES = ("char", "gpt2", "tiktoken", "legollm", "hf_json", "llama3")
+# Which keys of each spec type name files (resolved against the meta.json / checkpoint folder).
+PATH_KEYS = {
+    "gpt2": ("encoder_json", "vocab_bpe"),
+    "tiktoken": ("path",),
+    "legollm": ("path",),
+    "hf_json": ("path",),
+    "llama3": ("path",),
+}
 
 
 class CharTokenizer:
@@ -112,7 +124,7 @@ def load_tokenizer(spec: dict[str, Any], base_dir: str | os.PathLike[str] | None
         )
     spec = resolve_spec_paths(spec, base_dir) if base_dir is not None else spec
     kind = spec["type"]
-    for key in _PATH_KEYS.get(kind, ()):
+    for key in PATH_KEYS.get(kind, ()):
         if not spec.get(key) or not Path(spec[key]).is_file():
             raise ConfigError(f"{kind} tokenizer: file {key}={spec.get(key)!r} not found")
     if kind == "char":
@@ -126,6 +138,10 @@ def load_tokenizer(spec: dict[str, Any], base_dir: str | os.PathLike[str] | None
             tok.register_special_tokens({EOT: 50256})
     elif kind == "tiktoken":
         tok = RegexBPETokenizer.from_tiktoken(spec["path"], _pattern(spec.get("pattern")), specials)
+    elif kind == "hf_json":  # its added_tokens are the special tokens
+        tok = RegexBPETokenizer.from_tokenizer_json(spec["path"])
+    elif kind == "llama3":  # the version names the 256 reserved special tokens
+        tok = RegexBPETokenizer.from_llama3(spec["path"], str(spec.get("version", "3")))
     else:
         tok = RegexBPETokenizer()
         loaded = tok.load(spec["path"])  # a classmethod returns the tokenizer; a method fills tok
@@ -133,6 +149,60 @@ def load_tokenizer(spec: dict[str, Any], base_dir: str | os.PathLike[str] | None
     if specials and kind != "tiktoken":
         tok.register_special_tokens(specials)
     return tok
+
+
+def spec_for_path(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The spec of a tokenizer file, or of the tokenizer in a model directory, with
+    absolute paths.
+
+    A directory is searched for ``tokenizer.json``, then Llama 3's ``tokenizer.model``,
+    then GPT-2's files (HF's names ``vocab.json`` + ``merges.txt``, or OpenAI's
+    ``encoder.json`` + ``vocab.bpe``). A file is told by its name; any other name is a
+    file ``RegexBPETokenizer.save`` wrote.
+    """
+    p = Path(path).resolve()
+    if p.is_dir():
+        for name in ("tokenizer.json", "tokenizer.model"):
+            if (p / name).is_file():
+                return spec_for_path(p / name)
+        for encoder, merges in (("vocab.json", "merges.txt"), ("encoder.json", "vocab.bpe")):
+            if (p / encoder).is_file() and (p / merges).is_file():
+                return {"type": "gpt2", "encoder_json": str(p / encoder),
+                        "vocab_bpe": str(p / merges)}  # fmt: skip
+        raise TokenizerError(
+            f"no tokenizer in {p}: expected tokenizer.json, tokenizer.model, or "
+            "vocab.json + merges.txt; pass one with --tokenizer PATH"
+        )
+    if not p.is_file():
+        raise TokenizerError(f"tokenizer file not found: {p}")
+    if p.name == "tokenizer.model":  # Llama 3's tiktoken rank file
+        return {"type": "llama3", "path": str(p), "version": "3"}
+    if p.name.endswith("tokenizer.json"):
+        return {"type": "hf_json", "path": str(p)}
+    return {"type": "legollm", "path": str(p)}
+
+
+def copy_spec_files(spec: dict[str, Any], out_dir: str | os.PathLike[str]) -> dict[str, Any]:
+    """Copy the files ``spec`` names into ``out_dir/tokenizer/``; return the spec naming
+    the copies relative to ``out_dir``.
+
+    Prepared data and fine-tuning runs keep their own copy, so they still load after the
+    original files are moved or deleted. Each copy is written to a temp file and renamed;
+    an identical file already in place is left alone.
+    """
+    from legollm.core.utils import atomic_write
+
+    out, taken = dict(spec), set()
+    for key in PATH_KEYS.get(spec.get("type"), ()):
+        src = Path(spec[key])
+        name = src.name if src.name not in taken else f"{key}_{src.name}"
+        taken.add(name)
+        dest = Path(out_dir) / "tokenizer" / name
+        if not dest.is_file() or file_sha256(dest) != file_sha256(src):
+            with open(src, "rb") as f_in, atomic_write(dest, "wb") as f_out:
+                shutil.copyfileobj(f_in, f_out)
+        out[key] = dest.relative_to(out_dir).as_posix()
+    return out
 
 
 def max_token_id(tok) -> int:
@@ -144,7 +214,7 @@ def max_token_id(tok) -> int:
 def resolve_spec_paths(spec: dict[str, Any], base_dir: str | os.PathLike[str]) -> dict[str, Any]:
     """Return a copy of ``spec`` with its relative file paths made absolute."""
     out = dict(spec)
-    for key in _PATH_KEYS.get(spec.get("type"), ()):
+    for key in PATH_KEYS.get(spec.get("type"), ()):
         if out.get(key) and not Path(out[key]).is_absolute():
             out[key] = str((Path(base_dir) / out[key]).resolve())
     return out
@@ -153,9 +223,9 @@ def resolve_spec_paths(spec: dict[str, Any], base_dir: str | os.PathLike[str]) -
 def spec_sha256(spec: dict[str, Any]) -> str:
     """Hash of everything that decides the ids: the spec's data and its files' bytes."""
     h = hashlib.sha256()
-    data = {k: v for k, v in spec.items() if k not in _PATH_KEYS.get(spec.get("type"), ())}
+    data = {k: v for k, v in spec.items() if k not in PATH_KEYS.get(spec.get("type"), ())}
     h.update(json.dumps(data, sort_keys=True).encode())
-    for key in _PATH_KEYS.get(spec.get("type"), ()):
+    for key in PATH_KEYS.get(spec.get("type"), ()):
         h.update(file_sha256(spec[key]).encode())
     return h.hexdigest()
 
@@ -171,10 +241,13 @@ def file_sha256(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
 __all__ = [
     "EOT",
     "TOKENIZER_TYPES",
+    "PATH_KEYS",
     "CharTokenizer",
+    "copy_spec_files",
     "file_sha256",
     "load_tokenizer",
     "max_token_id",
     "resolve_spec_paths",
+    "spec_for_path",
     "spec_sha256",
 ]

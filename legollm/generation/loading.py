@@ -2,7 +2,8 @@
 
 A path is either
 - a LegoLLM checkpoint (``best.pt``/``latest.pt``, or a run directory holding one):
-  the checkpoint names its tokenizer (the spec from the data's meta.json); or
+  the checkpoint names its tokenizer (a spec: the data's, or the files an SFT run
+  copied into its run directory); or
 - a Hugging Face model directory (config.json + safetensors): the tokenizer is
   read from the same directory: ``tokenizer.json``, GPT-2's ``vocab.json`` +
   ``merges.txt``, or a tiktoken ``tokenizer.model`` (Llama 3).
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from legollm.core.exceptions import ModelLoadError, TokenizerError
+from legollm.core.exceptions import ConfigError, ModelLoadError, TokenizerError
 
 CHECKPOINT_NAMES = ("best.pt", "latest.pt")
 
@@ -59,7 +60,14 @@ def load_model_tokenizer_info(
             raise TokenizerError(
                 f"{ckpt_path} does not name its tokenizer; pass one with --tokenizer PATH"
             )
-        return model, load_tokenizer(ckpt["tokenizer"]), info
+        try:
+            tok = load_tokenizer(ckpt["tokenizer"])
+        except (ConfigError, TokenizerError) as e:  # e.g. its tokenizer files were deleted
+            raise TokenizerError(
+                f"{ckpt_path}: cannot rebuild the tokenizer it names ({e}); restore the "
+                "file or pass one with --tokenizer PATH"
+            ) from e
+        return model, tok, info
     if path.is_dir() and (path / "config.json").is_file():
         from legollm.models import load_pretrained
         from legollm.models.pretrained import read_hf_config
@@ -75,28 +83,8 @@ def load_model_tokenizer_info(
 
 
 def load_tokenizer_file(path: str | os.PathLike[str]):
-    """A tokenizer from a file or a model directory, by the files it holds."""
-    from legollm.core.tokenization import RegexBPETokenizer
+    """A tokenizer from a file or a model directory, by the files it holds
+    (see :func:`~legollm.data.tokenizer_spec.spec_for_path`)."""
+    from legollm.data.tokenizer_spec import load_tokenizer, spec_for_path
 
-    p = Path(path)
-    if p.is_dir():
-        for name in ("tokenizer.json", "tokenizer.model"):
-            if (p / name).is_file():
-                return load_tokenizer_file(p / name)
-        for encoder, merges in (("vocab.json", "merges.txt"), ("encoder.json", "vocab.bpe")):
-            if (p / encoder).is_file() and (p / merges).is_file():
-                tok = RegexBPETokenizer.from_gpt2_files(p / encoder, p / merges)
-                if "<|endoftext|>" not in tok.special_tokens:
-                    tok.register_special_tokens({"<|endoftext|>": 50256})
-                return tok
-        raise TokenizerError(
-            f"no tokenizer in {p}: expected tokenizer.json, tokenizer.model, or "
-            "vocab.json + merges.txt; pass one with --tokenizer PATH"
-        )
-    if not p.is_file():
-        raise TokenizerError(f"tokenizer file not found: {p}")
-    if p.name == "tokenizer.model":  # Llama 3's tiktoken rank file
-        return RegexBPETokenizer.from_llama3(p)
-    if p.name.endswith("tokenizer.json"):
-        return RegexBPETokenizer.from_tokenizer_json(p)
-    return RegexBPETokenizer.load(p)  # a tokenizer saved by LegoLLM
+    return load_tokenizer(spec_for_path(path))

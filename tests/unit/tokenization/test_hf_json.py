@@ -8,6 +8,7 @@ Qwen2 / Llama 3 layout (Split regex + ByteLevel without regex, NFC, ignore_merge
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -224,3 +225,27 @@ def test_ignore_merges_looks_whole_chunks_up_first(tmp_path, ignore_merges):
     for s in ["abc", "xabc abc", "ab bc abcabc"]:
         assert ours.encode(s) == _hf_ids(hf, s)
     assert (ours.encode("abc") == [vocab["abc"]]) is ignore_merges
+
+
+def test_spec_of_a_copied_file_keeps_the_ids(files, tmp_path, shared_data):
+    """How an SFT run stores a tokenizer.json-only model's tokenizer: an hf_json spec
+    naming its own copy, which loads after the model dir is gone."""
+    from legollm.core.exceptions import ConfigError
+    from legollm.data.tokenizer_spec import copy_spec_files, load_tokenizer, spec_for_path
+
+    model_dir = tmp_path / "qwen"
+    shutil.copytree(files["qwen"].parent, model_dir)
+    spec = spec_for_path(model_dir)
+    assert spec == {"type": "hf_json", "path": str((model_dir / "tokenizer.json").resolve())}
+    run = tmp_path / "run"
+    saved = copy_spec_files(spec, run)
+    assert saved == {"type": "hf_json", "path": "tokenizer/tokenizer.json"}
+    shutil.rmtree(model_dir)
+    ours = load_tokenizer(saved, base_dir=run)
+    hf = Tokenizer.from_file(str(files["qwen"]))
+    text = (shared_data / "text" / "python_docs.txt").read_text(encoding="utf-8")[:100_000]
+    text += "<|im_start|>user\nhi<|im_end|><|endoftext|>"
+    assert ours.encode(text) == _hf_ids(hf, text)
+    (run / "tokenizer" / "tokenizer.json").unlink()
+    with pytest.raises(ConfigError, match=r"hf_json tokenizer: file path=.*run/tokenizer/tok"):
+        load_tokenizer(saved, base_dir=run)

@@ -146,3 +146,22 @@ def test_rank_rule_handles_tokens_bpe_cannot_build(tmp_path):
         assert ours.encode_ordinary(s) == oracle.encode_ordinary(s)
     again = RegexBPETokenizer.load(ours.save(tmp_path / "odd.json"))
     assert again.encode_ordinary("ab xyz") == oracle.encode_ordinary("ab xyz")
+
+
+def test_spec_of_a_copied_tokenizer_model_keeps_the_ids(llama3_pair, tmp_path):
+    """A model dir with only Meta's tokenizer.model: a llama3 spec naming a copy of it
+    rebuilds the tokenizer (specials included) after the dir is gone."""
+    from legollm.data.tokenizer_spec import copy_spec_files, load_tokenizer, spec_for_path
+
+    ours, oracle = llama3_pair
+    model_dir = tmp_path / "llama"
+    model_dir.mkdir()
+    ours.save_tiktoken(model_dir / "tokenizer.model")
+    spec = spec_for_path(model_dir)
+    assert spec["type"] == "llama3" and spec["version"] == "3"
+    saved = copy_spec_files(spec, tmp_path / "run")
+    assert saved["path"] == "tokenizer/tokenizer.model"
+    (model_dir / "tokenizer.model").unlink()
+    back = load_tokenizer(saved, base_dir=tmp_path / "run")
+    s = "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nWHAT'S 12345?<|eot_id|>"
+    assert back.encode(s, allowed_special="all") == oracle.encode(s, allowed_special="all")
