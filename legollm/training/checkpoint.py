@@ -10,7 +10,9 @@ A checkpoint is ``torch.save`` of one dict::
     loader         the train loader's state_dict()
     best_val_loss  float
     train_config   TrainConfig.to_dict()
-    tokenizer      a spec for legollm.data.tokenizer_spec.load_tokenizer, or None
+    tokenizer      a spec for legollm.data.tokenizer_spec.load_tokenizer, or None; relative
+                   file paths in it are relative to the checkpoint's folder (an SFT run
+                   copies its tokenizer files into run_dir/tokenizer/)
     lora           None, or the LoRAConfig dict of the adapters inside ``model``
 
 Only tensors, numbers, strings, lists and dicts: it loads with ``weights_only=True``,
@@ -107,6 +109,10 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: str = "cpu") -> 
     if not isinstance(ckpt, dict) or any(k not in ckpt for k in REQUIRED_KEYS):
         raise ModelLoadError(f"{p} lacks {list(REQUIRED_KEYS)}; not a LegoLLM checkpoint")
     ckpt["model"] = clean_state_dict(ckpt["model"])
+    if isinstance(ckpt.get("tokenizer"), dict):  # loadable from any working directory
+        from legollm.data.tokenizer_spec import resolve_spec_paths
+
+        ckpt["tokenizer"] = resolve_spec_paths(ckpt["tokenizer"], p.parent)
     return ckpt
 
 

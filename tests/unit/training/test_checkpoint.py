@@ -69,3 +69,18 @@ def test_unwrap_and_clean_prefixes():
     cleaned = clean_state_dict({"module._orig_mod.emb.weight": 1, "head.bias": 2})
     assert cleaned == {"emb.weight": 1, "head.bias": 2}
     assert unwrap_model(nn.Linear(2, 2)).__class__ is nn.Linear
+
+
+def test_tokenizer_paths_are_relative_to_the_checkpoint(tmp_path, monkeypatch):
+    """A run dir that holds its tokenizer files can be moved: relative paths in the spec
+    resolve against the checkpoint's folder, absolute ones are kept."""
+    model = BigramLM(BigramConfig())
+    spec = {"type": "gpt2", "encoder_json": "tokenizer/encoder.json", "vocab_bpe": "/abs/vocab.bpe"}
+    save_checkpoint(tmp_path / "a" / "latest.pt", {**_ckpt(model), "tokenizer": spec})
+    (tmp_path / "a").rename(tmp_path / "b")
+    monkeypatch.chdir(tmp_path)  # not the folder the paths are relative to
+    got = load_checkpoint(tmp_path / "b")["tokenizer"]
+    assert got == {
+        **spec,
+        "encoder_json": str((tmp_path / "b" / "tokenizer" / "encoder.json").resolve()),
+    }
