@@ -3,8 +3,10 @@
 The flow of ``legollm sft --config FILE.yaml``:
 
 1. Load the starting model: a LegoLLM checkpoint (``.pt`` or a run dir) or a
-   Hugging Face model directory, and its tokenizer (the checkpoint's spec, GPT-2's
-   ``vocab.json`` + ``merges.txt`` beside the HF weights, or ``tokenizer:`` in the config).
+   Hugging Face model directory, and its tokenizer (the checkpoint's spec, the
+   ``tokenizer.json`` / ``tokenizer.model`` / ``vocab.json`` + ``merges.txt`` beside the
+   HF weights, or ``tokenizer:`` in the config). Its files are copied into
+   ``run_dir/tokenizer/``, so ``legollm generate RUN_DIR`` works without the base.
 2. Read the records, split them train/val/test with a fixed seed, render them with
    the prompt format, truncate to the context (``max_length``).
 3. Optionally inject LoRA adapters (``lora:`` or ``--lora r=16,alpha=32,targets=attn``):
@@ -115,21 +117,14 @@ class SFTConfig:
 
 
 # ---------------------------------------------------------------------------- loading
-def _gpt2_spec(directory: Path) -> dict[str, Any] | None:
-    """HF GPT-2 dirs ship OpenAI's files under other names: vocab.json, merges.txt."""
-    enc, bpe = directory / "vocab.json", directory / "merges.txt"
-    if enc.is_file() and bpe.is_file():
-        return {"type": "gpt2", "encoder_json": str(enc.resolve()), "vocab_bpe": str(bpe.resolve())}
-    return None
-
-
 def load_base(init: str, tokenizer_spec: dict[str, Any] | None = None):
     """``(model, tokenizer, spec)`` from a LegoLLM checkpoint or an HF model directory.
 
-    ``spec`` (stored in the SFT checkpoints) is None for HF tokenizers that only a
-    ``tokenizer.json`` / ``tokenizer.model`` describes; pass ``--tokenizer`` to generate.
+    ``spec`` (stored in the SFT checkpoints) has absolute paths: the config's
+    ``tokenizer`` resolved against the working directory, the checkpoint's, or the one
+    :func:`~legollm.data.tokenizer_spec.spec_for_path` finds in the HF directory.
     """
-    from legollm.data.tokenizer_spec import load_tokenizer, resolve_spec_paths
+    from legollm.data.tokenizer_spec import load_tokenizer, resolve_spec_paths, spec_for_path
 
     path = Path(init)
     if not init or not path.exists():
@@ -139,7 +134,7 @@ def load_base(init: str, tokenizer_spec: dict[str, Any] | None = None):
             "--local-dir checkpoints/gpt2)"
         )
     spec = resolve_spec_paths(tokenizer_spec, Path.cwd()) if tokenizer_spec else None
-    from legollm.generation.loading import find_checkpoint, load_tokenizer_file
+    from legollm.generation.loading import find_checkpoint
 
     ckpt_file = path if path.is_file() else find_checkpoint(path)
     if ckpt_file is not None:
@@ -151,9 +146,7 @@ def load_base(init: str, tokenizer_spec: dict[str, Any] | None = None):
         from legollm.models import load_pretrained
 
         model = load_pretrained(path)
-        spec = spec or _gpt2_spec(path)
-        if spec is None:  # tokenizer.json / tokenizer.model: no spec type describes them yet
-            return model, load_tokenizer_file(path), None
+        spec = spec or spec_for_path(path)
     else:
         raise ModelLoadError(f"{path} holds neither best.pt/latest.pt nor an HF config.json")
     if spec is None:
@@ -221,6 +214,10 @@ def build_sft_trainer(cfg: SFTConfig, *, resume: bool = False):
     train_loader = InstructionLoader(train, tcfg.batch_size, shuffle=True, seed=tcfg.seed,
                                      sort_by_length=cfg.sort_by_length, **common)  # fmt: skip
     val_loader = InstructionLoader(val, tcfg.batch_size, shuffle=False, **common) if val else None
+    if info.rank == 0:  # the rank that writes checkpoints; they name these copies
+        from legollm.data.tokenizer_spec import copy_spec_files
+
+        spec = copy_spec_files(spec, tcfg.run_dir)
     sft = {"config": cfg, "format": fmt, "tokenizer": tokenizer, "test": test, "lora": lora,
            "n_train": n_train, "n_sequences": len(train), "n_val": len(val)}  # fmt: skip
     trainer = SFTTrainer(model, tcfg, train_loader, val_loader, run_dir=tcfg.run_dir,

@@ -8,34 +8,17 @@ from __future__ import annotations
 
 import pytest
 import torch
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-from transformers import LlamaConfig, LlamaForCausalLM
 
 from legollm.cli.main import main
 from legollm.finetuning.templates import get_chat_template
 from legollm.generation.loading import load_tokenizer_file
-
-SPECIALS = ["<|begin_of_text|>", "<|end_of_text|>", "<|start_header_id|>", "<|end_header_id|>",
-            "<|eot_id|>"]  # fmt: skip
-TEXT = ["hello world, how are you today? fine thanks, and you? " * 30]
+from tests.integration._hf_dirs import make_llama_dir
 
 
 @pytest.fixture(scope="module")
 def hf_dir(tmp_path_factory):
     d = tmp_path_factory.mktemp("llama")
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=300, special_tokens=SPECIALS,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())  # fmt: skip
-    tok.train_from_iterator(TEXT, trainer)
-    tok.save(str(d / "tokenizer.json"))
-    torch.manual_seed(0)
-    cfg = LlamaConfig(vocab_size=tok.get_vocab_size(), hidden_size=64, intermediate_size=128,
-                      num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                      max_position_embeddings=256, tie_word_embeddings=False)  # fmt: skip
-    hf = LlamaForCausalLM(cfg).eval()
-    hf.save_pretrained(d)
+    hf, tok = make_llama_dir(d)
     return d, hf, tok
 
 

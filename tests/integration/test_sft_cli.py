@@ -1,4 +1,5 @@
-"""`legollm sft` end to end on tiny random models: from an HF GPT-2 dir (LoRA) and from a
+"""`legollm sft` end to end on tiny random models: from an HF GPT-2 dir (LoRA), from an HF
+Llama dir with only a tokenizer.json (the run works after the dir is gone) and from a
 LegoLLM checkpoint (full fine-tuning, exact resume), plus the bad-input messages."""
 
 import json
@@ -72,11 +73,56 @@ def test_lora_from_hf_dir_writes_adapter_and_responses(tmp_path, records, hf_gpt
     adapted = load_adapter(load_pretrained(hf_gpt2_dir), run / "adapter").eval()
     merged, ckpt = load_model_from_checkpoint(run / "latest.pt")
     assert ckpt["lora"]["r"] == 4 and ckpt["tokenizer"]["type"] == "gpt2"
+    # the run's own copies of vocab.json / merges.txt, not the HF dir's
+    assert Path(ckpt["tokenizer"]["encoder_json"]) == (run / "tokenizer" / "vocab.json").resolve()
+    assert Path(ckpt["tokenizer"]["vocab_bpe"]) == (run / "tokenizer" / "merges.txt").resolve()
     assert ckpt["sft"]["format"] == "alpaca"  # legollm chat picks the trained format from it
     x = torch.randint(0, 50257, (1, 12))
     with torch.no_grad():
         assert torch.allclose(adapted(x), merged(x), atol=1e-5)
         assert not torch.allclose(merged(x), load_pretrained(hf_gpt2_dir)(x), atol=1e-4)
+
+
+@pytest.mark.filterwarnings("ignore:.*truncated")  # byte-level ids: some records exceed 256
+def test_run_from_tokenizer_json_dir_needs_neither_the_dir_nor_a_flag(
+    tmp_path, records, capsys, monkeypatch
+):
+    """Llama 3 and Qwen dirs describe their tokenizer only by tokenizer.json: the run keeps a
+    copy, so generate and chat work on it after the base dir is deleted. The oracle is the
+    `tokenizers` library that wrote the file, decoding our model's greedy ids."""
+    from legollm.generation import generate
+    from legollm.generation.loading import find_checkpoint
+    from legollm.training.checkpoint import load_model_from_checkpoint
+    from tests.integration._hf_dirs import make_llama_dir
+
+    base, run = tmp_path / "llama", tmp_path / "run"
+    _, tok = make_llama_dir(base)
+    (tmp_path / "data.json").write_text(json.dumps(records))
+    cfg = write_config(tmp_path, init=str(base), format="llama3", max_length=256)
+    assert main(["sft", "--config", str(cfg), "train.max_iters=2"]) == 0
+    shutil.rmtree(base)
+    capsys.readouterr()
+
+    prompt = "hello world"
+    ids = tok.encode(prompt).ids
+    model, _ = load_model_from_checkpoint(find_checkpoint(run))
+    new = generate(model, torch.tensor([ids]), 12)[0, len(ids) :].tolist()
+    want = tok.decode(new, skip_special_tokens=False)
+    argv = ["generate", str(run), "--prompt", prompt, "--strategy", "greedy",
+            "--max-new-tokens", "12"]  # fmt: skip
+    assert main(argv) == 0
+    assert capsys.readouterr().out == prompt + want + "\n"
+
+    lines = iter(["hello", "/exit"])
+    monkeypatch.setattr("builtins.input", lambda _prompt: next(lines))
+    assert main(["chat", str(run), "--strategy", "greedy", "--max-new-tokens", "4"]) == 0
+    assert "(llama3 format)" in capsys.readouterr().out  # the format the run trained with
+
+    (run / "tokenizer" / "tokenizer.json").unlink()
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and "tokenizer/tokenizer.json" in err and "not found" in err
+    assert "--tokenizer PATH" in err
 
 
 @pytest.fixture
