@@ -190,7 +190,7 @@ def copy_spec_files(spec: dict[str, Any], out_dir: str | os.PathLike[str]) -> di
     original files are moved or deleted. Each copy is written to a temp file and renamed;
     an identical file already in place is left alone.
     """
-    from legollm.core.utils import atomic_write
+    from legollm.core.utils import atomic_path
 
     out, taken = dict(spec), set()
     for key in PATH_KEYS.get(spec.get("type"), ()):
@@ -199,8 +199,13 @@ def copy_spec_files(spec: dict[str, Any], out_dir: str | os.PathLike[str]) -> di
         taken.add(name)
         dest = Path(out_dir) / "tokenizer" / name
         if not dest.is_file() or file_sha256(dest) != file_sha256(src):
-            with open(src, "rb") as f_in, atomic_write(dest, "wb") as f_out:
-                shutil.copyfileobj(f_in, f_out)
+            tmp, dest = atomic_path(dest)
+            try:
+                shutil.copy(src, tmp)  # the bytes and the permission bits
+                os.replace(tmp, dest)
+            except BaseException:
+                tmp.unlink(missing_ok=True)
+                raise
         out[key] = dest.relative_to(out_dir).as_posix()
     return out
 
