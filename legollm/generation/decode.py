@@ -1,7 +1,9 @@
 """Autoregressive decoding with a pre-allocated KV cache.
 
 One prefill pass runs the whole prompt and fills the cache; every later step
-feeds only the newest token at its slot (``input_pos``) and its position. Rows of
+feeds only the newest token at its slot (``input_pos``) and its position. A
+sliding-window model's cache holds only its window (a ring, see KVCache), so
+its memory stays the same however many tokens are generated. Rows of
 a left-padded batch carry an attention mask, and their positions count only real
 tokens, so each row decodes exactly as it would alone. A row that emits an EOS
 id is finished: it keeps receiving EOS while the others go on.
