@@ -18,10 +18,11 @@ written first and read after: its own later tokens would overwrite keys its
 earlier queries still need (with window 8, writing positions 0..12 leaves 5..12,
 but the query at 6 needs 0..6). So such a chunk attends "in flight" to the ring
 as it was before the chunk, followed by the chunk's own keys; only then are the
-chunk's last ``size`` keys kept. This is simpler than prefilling in
-window-sized pieces (one attention call, no loop) and costs one copy of the ring
-per prefill, never per decoded token: a one-token step writes its key and reads
-the ring in place, which is also what keeps the compiled step's shapes static.
+chunk's last ``size`` keys kept (a chunk at position 0, a fresh prompt, has no
+ring to see and attends to itself alone). This is simpler than prefilling in
+window-sized pieces (one attention call, no loop) and costs at most one copy of
+the ring per prefill, never per decoded token: a one-token step writes its key
+and reads the ring in place, which also keeps the compiled step's shapes static.
 
 ``key_positions`` says which position each key that attention sees holds (a
 negative number for a slot not written yet), so the model can build its mask
@@ -57,29 +58,35 @@ class KVCache(nn.Module):
         self.register_buffer("k", torch.zeros(shape, dtype=dtype, device=device), persistent=False)
         self.register_buffer("v", torch.zeros(shape, dtype=dtype, device=device), persistent=False)
 
-    def in_flight(self, n_tokens: int) -> bool:
-        """Whether a chunk of ``n_tokens`` attends to the old ring plus its own keys."""
-        return self.rolling and n_tokens > 1
+    def in_flight(self, input_pos: torch.Tensor) -> bool:
+        """Whether this chunk attends to its own keys (after the old ring), not to the ring."""
+        return self.rolling and len(input_pos) > 1
+
+    @staticmethod
+    def _continues(input_pos: torch.Tensor) -> bool:
+        """Whether a chunk has earlier tokens in the ring to see (a host read: prefills only)."""
+        return int(input_pos[0]) > 0
 
     def update(
         self, input_pos: torch.Tensor, k: torch.Tensor, v: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Store k, v (B, nkv, T, hd) of positions ``input_pos`` (T,); return what to attend to.
 
-        That is the whole buffer (B, nkv, size, hd), or for an in-flight chunk the
-        ring before it followed by the chunk (B, nkv, size + T, hd).
+        That is the whole buffer (B, nkv, size, hd); for an in-flight chunk, the
+        chunk itself, after the ring as it was before the chunk if the chunk
+        continues a sequence (B, nkv, size + T, hd).
         """
         k, v = k.to(self.k.dtype), v.to(self.v.dtype)
-        if self.in_flight(k.shape[2]):
-            seen_k, seen_v = torch.cat([self.k, k], dim=2), torch.cat([self.v, v], dim=2)
+        if self.in_flight(input_pos):
+            seen = (k, v)
+            if self._continues(input_pos):
+                seen = torch.cat([self.k, k], dim=2), torch.cat([self.v, v], dim=2)
         # only the last `size` tokens survive (and index_copy_ needs distinct slots)
         keep = slice(-self.size, None)
         slots = input_pos[keep] % self.size
         self.k.index_copy_(2, slots, k[:, :, keep])
         self.v.index_copy_(2, slots, v[:, :, keep])
-        if self.in_flight(k.shape[2]):
-            return seen_k, seen_v
-        return self.k, self.v
+        return seen if self.in_flight(input_pos) else (self.k, self.v)
 
     def key_positions(self, input_pos: torch.Tensor) -> torch.Tensor:
         """The position held by each key ``update(input_pos, ...)`` returns; < 0 = empty slot.
@@ -87,9 +94,11 @@ class KVCache(nn.Module):
         Assumes each chunk continues the one before (positions 0, 1, 2, ... in
         order, as decoding feeds them); starting again from 0 needs no reset.
         """
-        if self.in_flight(len(input_pos)):
+        if not self.in_flight(input_pos):
+            return self._slot_positions(input_pos[-1])
+        if self._continues(input_pos):
             return torch.cat([self._slot_positions(input_pos[0] - 1), input_pos])
-        return self._slot_positions(input_pos[-1])
+        return input_pos
 
     def _slot_positions(self, last: torch.Tensor) -> torch.Tensor:
         """(size,): the newest position p <= last with p % size == slot (negative if none yet)."""
