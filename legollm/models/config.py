@@ -79,6 +79,11 @@ class ModelConfig:
             raise ConfigError(f"RoPE rotates pairs of dimensions: head_dim {self.head_size} is odd")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.sliding_window is not None and self.sliding_window < 1:
+            raise ConfigError(
+                f"sliding_window must be a positive number of positions, got "
+                f"{self.sliding_window}; use None for full attention"
+            )
 
     @property
     def kv_heads(self) -> int:

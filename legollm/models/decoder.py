@@ -69,6 +69,10 @@ class DecoderLM(nn.Module):
 
     # -- KV cache -------------------------------------------------------------
     def setup_kv_cache(self, batch_size: int, max_seq_len: int, dtype=None, device=None) -> None:
+        """One cache per layer for positions 0 .. max_seq_len - 1 of batch_size rows.
+
+        A sliding-window model gets a ring of min(sliding_window, max_seq_len) slots.
+        """
         c = self.config
         if max_seq_len > c.context_length and c.position == "learned":
             raise ConfigError(

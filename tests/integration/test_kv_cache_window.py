@@ -149,6 +149,8 @@ def test_feeding_past_the_cache_and_a_bad_window_are_clear_errors():
         model(torch.zeros(1, 1, dtype=torch.long), input_pos=torch.tensor([8]))
     with pytest.raises(ConfigError, match="at least 1 position"):
         KVCache(1, 8, 2, 4, window=0)
+    with pytest.raises(ConfigError, match="sliding_window must be a positive.*None for full"):
+        dataclasses.replace(RING, sliding_window=0)
 
 
 @pytest.mark.slow
