@@ -60,6 +60,10 @@ def build_trainer(cfg: TrainConfig, *, resume: bool = False) -> Trainer:
     if (data / "val.bin").is_file() and meta["num_tokens"].get("val", 0) > cfg.block_size:
         val = TokenDataLoader(data, split="val", mode="sequential", **common)
     trainer = Trainer(model, cfg, train, val, run_dir=cfg.run_dir, tokenizer=meta["tokenizer"])
+    if info.rank == 0:  # checkpoints name these copies, so the run outlives the data dir
+        from legollm.data.tokenizer_spec import copy_spec_files
+
+        trainer.tokenizer = copy_spec_files(meta["tokenizer"], cfg.run_dir)
     if resume:
         resume_latest(trainer, cfg.run_dir)
     return trainer

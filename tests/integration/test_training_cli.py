@@ -99,3 +99,24 @@ def test_resume_with_other_model_config_fails(tmp_path, data_dir, capsys):
     assert main(["train", "--config", str(cfg)]) == 0
     assert main(["train", "--config", str(cfg), "--resume", "model.n_embd=64"]) == 1
     assert "different model config" in capsys.readouterr().err
+
+
+def test_run_dir_keeps_its_tokenizer_after_the_data_dir_moves(tmp_path, capsys):
+    from legollm.core.tokenization import RegexBPETokenizer
+    from legollm.data.prepare import prepare_dataset
+
+    tok = RegexBPETokenizer()
+    tok.train(TEXT, vocab_size=300)
+    tok.register_special_tokens({"<|endoftext|>": 300})
+    (tmp_path / "t.txt").write_text(TEXT)
+    data = prepare_dataset(inputs=[str(tmp_path / "t.txt")], output_dir=str(tmp_path / "data"),
+                           split="paragraph", max_doc_chars=400, val_fraction=0.2, num_workers=1,
+                           tokenizer="legollm", tokenizer_path=str(tok.save(tmp_path / "tok")))  # fmt: skip
+    assert main(["train", "--config", str(_config(tmp_path, data)), "max_iters=2"]) == 0
+    data.rename(tmp_path / "moved")
+    (tmp_path / "tok.model").unlink(missing_ok=True)
+    capsys.readouterr()
+    args = ["--prompt", "To be", "--max-new-tokens", "6", "--strategy", "greedy"]
+    assert main(["generate", str(tmp_path / "run"), *args]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("To be") and len(out) > len("To be\n")
