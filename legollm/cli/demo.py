@@ -73,6 +73,7 @@ def _sample(model, tokenizer, prompt: str, new_tokens: int, seed: int = 0) -> st
 def run(args: argparse.Namespace) -> int:
     import torch
 
+    from legollm.data.meta import read_meta
     from legollm.data.prepare import prepare_dataset
     from legollm.data.tokenizer_spec import load_tokenizer
     from legollm.training.config import TrainConfig
@@ -127,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
     summary = trainer.fit()
 
     print("[4/4] sample:")
-    tokenizer = load_tokenizer(trainer.tokenizer)
+    tokenizer = load_tokenizer(read_meta(data)["tokenizer"])
     model = trainer.raw_model.eval()
     print("-" * 60)
     print(_sample(model, tokenizer, args.prompt, 120))
