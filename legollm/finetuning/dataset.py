@@ -8,7 +8,8 @@
   after training).
 - :func:`tokenize_records`: render with a prompt format, truncate to the model's
   context (counting how many were cut), drop examples left with no trained token.
-- :func:`pack_examples` (optional): several short examples per sequence.
+- :func:`pack_examples` (optional): several short examples per sequence, each
+  attending only to itself (the batch carries their ``document_ids``).
 - :func:`collate`: pad a batch to *its own* longest sequence (not the context):
   inputs with ``pad_id``, labels with -100, so padding never enters the loss.
 - :class:`InstructionLoader`: the Trainer's loader contract (``next_batch``,
@@ -192,41 +193,46 @@ def tokenize_records(
     return out, stats
 
 
-def pack_examples(
-    examples: Sequence[tuple[list[int], list[int]]], max_length: int
-) -> list[tuple[list[int], list[int]]]:
+Example = tuple[list[int], list[int]]
+Packed = tuple[list[int], list[int], list[int]]
+
+
+def pack_examples(examples: Sequence[Example], max_length: int) -> list[Packed]:
     """Concatenate consecutive examples into sequences of at most ``max_length`` positions.
 
-    Each example keeps its own (input, label) alignment, so every trained label is
-    trained exactly once and padding nearly vanishes. The cost, and why it is off by
-    default: attention is not blocked between packed examples (the Trainer passes no
-    per-example mask), so an example can attend to the ones before it in its sequence,
-    and with learned positions its positions start where the previous one ended.
+    Each packed sequence is ``(inputs, labels, document_ids)``: the third list says
+    which of the sequence's examples each position belongs to. The loader hands it
+    to the model, which then lets each example attend only to itself and restarts
+    its positions at 0, so an example trains exactly as it would in a row of its own
+    while padding nearly vanishes. Every label is trained exactly once.
 
     >>> pack_examples([([1, 2], [2, 3]), ([4], [5]), ([6, 7], [7, 8])], max_length=3)
-    [([1, 2, 4], [2, 3, 5]), ([6, 7], [7, 8])]
+    [([1, 2, 4], [2, 3, 5], [0, 0, 1]), ([6, 7], [7, 8], [0, 0])]
     """
-    packed: list[tuple[list[int], list[int]]] = []
+    packed: list[Packed] = []
     xs: list[int] = []
     ys: list[int] = []
+    docs: list[int] = []
     for x, y in examples:
         if len(x) > max_length:
             raise DataError(f"an example of {len(x)} positions exceeds max_length {max_length}")
         if len(xs) + len(x) > max_length:
-            packed.append((xs, ys))
-            xs, ys = [], []
-        xs, ys = xs + list(x), ys + list(y)
+            packed.append((xs, ys, docs))
+            xs, ys, docs = [], [], []
+        doc = docs[-1] + 1 if docs else 0
+        xs, ys, docs = xs + list(x), ys + list(y), docs + [doc] * len(x)
     if xs:
-        packed.append((xs, ys))
+        packed.append((xs, ys, docs))
     return packed
 
 
 def collate(
-    examples: Sequence[tuple[Sequence[int], Sequence[int]]],
-    pad_id: int,
-    pad_to_multiple_of: int = 1,
-) -> tuple[torch.Tensor, torch.Tensor]:
+    examples: Sequence[Example | Packed], pad_id: int, pad_to_multiple_of: int = 1
+) -> tuple[torch.Tensor, ...]:
     """Right-pad to the batch's longest example: ``(x, y)`` LongTensors ``[B, T]``.
+
+    Packed examples (with document ids) give ``(x, y, document_ids)``; padding is
+    document -1, which no real token attends to.
 
     >>> x, y = collate([([1, 2, 3], [2, 3, 4]), ([5], [6])], pad_id=0)
     >>> x.tolist(), y.tolist()
@@ -234,19 +240,22 @@ def collate(
     """
     if not examples:
         raise DataError("collate got an empty batch")
-    longest = max(len(x) for x, _ in examples)
+    longest = max(len(ex[0]) for ex in examples)
     m = max(1, pad_to_multiple_of)
     T = -(-longest // m) * m
-    x = torch.full((len(examples), T), pad_id, dtype=torch.long)
-    y = torch.full((len(examples), T), IGNORE_INDEX, dtype=torch.long)
-    for i, (xi, yi) in enumerate(examples):
-        x[i, : len(xi)] = torch.as_tensor(xi, dtype=torch.long)
-        y[i, : len(yi)] = torch.as_tensor(yi, dtype=torch.long)
-    return x, y
+    fills = (pad_id, IGNORE_INDEX, -1)[: len(examples[0])]
+    out = tuple(torch.full((len(examples), T), f, dtype=torch.long) for f in fills)
+    for i, ex in enumerate(examples):
+        for tensor, values in zip(out, ex, strict=True):
+            tensor[i, : len(values)] = torch.as_tensor(values, dtype=torch.long)
+    return out
 
 
 class InstructionLoader:
     """Dynamically padded batches of tokenized examples, for the Trainer.
+
+    A batch is ``(x, y)``, or ``(x, y, {"document_ids": ...})`` for packed
+    examples: the Trainer passes that dict to the model as keyword arguments.
 
     ``sort_by_length`` groups examples of similar length (sorted within windows of
     ``64 * batch_size`` of the shuffled order, then the batches are shuffled), so a
@@ -255,7 +264,7 @@ class InstructionLoader:
 
     def __init__(
         self,
-        examples: Sequence[tuple[list[int], list[int]]],
+        examples: Sequence[Example | Packed],
         batch_size: int,
         pad_id: int,
         *,
@@ -278,7 +287,7 @@ class InstructionLoader:
         self.pad_to_multiple_of = pad_to_multiple_of
         self.rank, self.world_size = rank, world_size
         self.device = torch.device(device)
-        self.block_size = max_length or max(len(x) for x, _ in self.examples)
+        self.block_size = max_length or max(len(ex[0]) for ex in self.examples)
         self.step = 0
         self._plan: tuple[int, list[list[int]]] | None = None
 
@@ -296,7 +305,7 @@ class InstructionLoader:
             rng.shuffle(order)
         if self.sort_by_length:
             window = 64 * per_step
-            lens = [len(x) for x, _ in self.examples]
+            lens = [len(ex[0]) for ex in self.examples]
             order = [
                 i
                 for s in range(0, n, window)
@@ -308,26 +317,26 @@ class InstructionLoader:
         self._plan = (epoch, batches)
         return batches
 
-    def _to_device(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _to_device(self, t: torch.Tensor) -> torch.Tensor:
         if self.device.type == "cuda":
-            return (
-                x.pin_memory().to(self.device, non_blocking=True),
-                y.pin_memory().to(self.device, non_blocking=True),
-            )
-        return x.to(self.device), y.to(self.device)
+            return t.pin_memory().to(self.device, non_blocking=True)
+        return t.to(self.device)
 
-    def _batch(self, idx: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    def _batch(self, idx: list[int]) -> tuple:
         mine = idx[self.rank :: self.world_size] or idx[:1]  # ranks never share an example
-        x, y = collate([self.examples[i] for i in mine], self.pad_id, self.pad_to_multiple_of)
-        return self._to_device(x, y)
+        x, y, *docs = (
+            self._to_device(t)
+            for t in collate([self.examples[i] for i in mine], self.pad_id, self.pad_to_multiple_of)
+        )
+        return (x, y, {"document_ids": docs[0]}) if docs else (x, y)
 
-    def next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+    def next_batch(self) -> tuple:
         per_epoch = len(self._epoch_batches(0))
         epoch, b = divmod(self.step, per_epoch)
         self.step += 1
         return self._batch(self._epoch_batches(epoch)[b])
 
-    def eval_batches(self, n: int | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def eval_batches(self, n: int | None = None) -> Iterator[tuple]:
         """The first ``n`` batches in file order (all when ``n`` is None or too large)."""
         per_step = self.batch_size * self.world_size
         starts = range(0, len(self.examples), per_step)

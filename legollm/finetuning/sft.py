@@ -51,7 +51,7 @@ class SFTConfig:
     split_seed: int = 123
     max_length: int | None = None  # positions per example; None = the model's context_length
     sort_by_length: bool = True
-    pack: bool = False  # several examples per sequence (they can attend to each other)
+    pack: bool = False  # several examples per sequence, each attending only to itself
     pad_to_multiple_of: int = 1
     tokenizer: dict[str, Any] | None = None  # a tokenizer spec; None = from init
     lora: dict[str, Any] | None = None  # LoRAConfig fields; None = full fine-tuning
@@ -223,7 +223,7 @@ def build_sft_trainer(cfg: SFTConfig, *, resume: bool = False):
     trainer = SFTTrainer(model, tcfg, train_loader, val_loader, run_dir=tcfg.run_dir,
                          tokenizer=spec, sft=sft)  # fmt: skip
     # tokens/s in the logs: real (unpadded) input tokens, not block_size per sequence
-    mean_len = sum(len(x) for x, _ in train) / len(train)
+    mean_len = sum(len(ex[0]) for ex in train) / len(train)
     per_step = tcfg.batch_size * tcfg.grad_accum_steps * info.world_size
     trainer.tokens_per_step = round(mean_len * per_step)
     if resume:

@@ -10,6 +10,12 @@ For inference, ``setup_kv_cache`` allocates one cache per layer (only
 forward passes ``input_pos`` (the positions of the tokens fed, 0, 1, 2, ... in
 order), and the mask lets each query see only earlier positions (and the
 sliding window, and the ``attention_mask`` of left-padded batches).
+
+For training on packed sequences (several short examples in one row),
+``document_ids`` (B, T) says which example each token belongs to: a token then
+attends only to earlier tokens of its own example, and positions restart at 0
+at each example's first token, so each example is computed exactly as if it had
+a row of its own.
 """
 
 from __future__ import annotations
@@ -110,10 +116,14 @@ class DecoderLM(nn.Module):
         input_pos: torch.Tensor | None = None,
         position_ids: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
+        document_ids: torch.Tensor | None = None,
         loss_reduction: str = "mean",
         last_only: bool = False,
     ):
         """Logits (B, T, vocab), or (logits, loss) with ``targets``.
+
+        ``document_ids`` (B, T): packed examples, each seeing only itself (see the
+        module docstring); without a cache only.
 
         ``last_only=True`` projects only the last position onto the vocabulary
         (logits (B, 1, vocab)): all that decoding needs from a prefill, and it skips
@@ -135,6 +145,18 @@ class DecoderLM(nn.Module):
                 f"token ids must be in [0, {c.vocab_size}), got min {int(idx.min())} and max "
                 f"{int(idx.max())}: the tokenizer does not match this model's vocab_size"
             )
+        if document_ids is not None:
+            if cached:
+                raise ConfigError(
+                    "document_ids are for training on packed rows, not KV-cached decoding"
+                )
+            if document_ids.shape != idx.shape:
+                raise ConfigError(
+                    f"document_ids has shape {tuple(document_ids.shape)}, the tokens "
+                    f"{tuple(idx.shape)}: give one document id per token"
+                )
+            if position_ids is None:
+                position_ids = document_positions(document_ids)
         if input_pos is None:
             input_pos = torch.arange(T, device=idx.device)
         if cached and checking:
@@ -160,7 +182,7 @@ class DecoderLM(nn.Module):
         if c.position == "rope":
             cos, sin = self.rope_cos[position_ids], self.rope_sin[position_ids]  # (B|T, T, hd)
             rope = (cos.view(-1, 1, T, c.head_size), sin.view(-1, 1, T, c.head_size))
-        mask = self._mask(input_pos, attention_mask, cached, T)
+        mask = self._mask(input_pos, attention_mask, cached, T, document_ids)
         for block in self.blocks:
             x = block(x, rope, mask, input_pos)
         if last_only and targets is None:
@@ -177,15 +199,18 @@ class DecoderLM(nn.Module):
         )
         return logits, loss
 
-    def _mask(self, input_pos, attention_mask, cached: bool, T: int) -> torch.Tensor | None:
+    def _mask(
+        self, input_pos, attention_mask, cached: bool, T: int, document_ids=None
+    ) -> torch.Tensor | None:
         """Boolean (B|1, 1, T, S) mask, True = may attend; None means plain causal (fast path).
 
         Each of the S keys is known by its position (``key_positions``: with a cache,
         the position its slot holds, negative for an empty one); a query at p sees
         the keys at positions in [0, p], and only (p - window, p] with a sliding window.
+        With ``document_ids`` (no cache: S = T), a query sees only its own document.
         """
         window = self.config.sliding_window
-        if not cached and attention_mask is None and window is None:
+        if not cached and attention_mask is None and window is None and document_ids is None:
             return None
         cache = self.blocks[0].attn.kv_cache if cached else None
         if cache is not None:
@@ -204,7 +229,22 @@ class DecoderLM(nn.Module):
             allowed = allowed & pad[:, key_pos.clamp(min=0)][:, None, None, :]  # (B, 1, T, S)
             # a padding query that sees nothing would give NaN: let it see itself
             allowed = allowed | (k_pos == q_pos)[None, None]
+        if document_ids is not None:  # (B, T): keys of the query's own document only
+            allowed = allowed & (document_ids[:, :, None] == document_ids[:, None, :])[:, None]
         return allowed
+
+
+def document_positions(document_ids: torch.Tensor) -> torch.Tensor:
+    """Each token's position within its document: 0 at every change of id along a row.
+
+    >>> document_positions(torch.tensor([[0, 0, 0, 1, 1, 2]])).tolist()
+    [[0, 1, 2, 0, 1, 0]]
+    """
+    t = torch.arange(document_ids.shape[-1], device=document_ids.device).expand_as(document_ids)
+    starts = torch.ones_like(document_ids, dtype=torch.bool)
+    starts[..., 1:] = document_ids[..., 1:] != document_ids[..., :-1]
+    first = torch.where(starts, t, 0).cummax(dim=-1).values  # where the current document began
+    return t - first
 
 
 def count_parameters(model: nn.Module) -> int:

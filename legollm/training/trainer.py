@@ -87,6 +87,8 @@ class Trainer:
 
     ``train_loader`` / ``val_loader`` are :class:`~legollm.data.loader.TokenDataLoader`
     (anything with ``next_batch``, ``eval_batches``, ``state_dict``, ``load_state_dict``).
+    A batch is ``(x, y)``, or ``(x, y, inputs)`` where the dict ``inputs`` holds more
+    keyword arguments for the model (the ``document_ids`` of packed SFT rows).
     ``tokenizer`` is the data's tokenizer spec, stored in checkpoints for generation.
     """
 
@@ -180,22 +182,23 @@ class Trainer:
         batches = [self.train_loader.next_batch() for _ in range(cfg.grad_accum_steps)]
         by_tokens = cfg.loss_normalization == "tokens"
         if by_tokens:
-            count = sum((y != IGNORE_INDEX).sum() for _, y in batches).float()  # type: ignore[union-attr]
+            count = sum((y != IGNORE_INDEX).sum() for _, y, *_ in batches).float()  # type: ignore[union-attr]
             count = self._all_reduce(count).clamp(min=1.0)
             scale = self.dist.world_size / count  # DDP averages over ranks: undo that
         else:
             scale = 1.0 / cfg.grad_accum_steps
         reported = torch.zeros((), device=self.device)
         last = len(batches) - 1
-        for i, (x, y) in enumerate(batches):
+        for i, (x, y, *inputs) in enumerate(batches):
+            extra = inputs[0] if inputs else {}  # e.g. document_ids of packed rows
             sync = i == last or not self.dist.is_distributed
             ctx = contextlib.nullcontext() if sync else self.model.no_sync()  # type: ignore[operator]
             with ctx:
                 with self._autocast():
                     if by_tokens:
-                        _, loss = self.model(x, targets=y, loss_reduction="sum")
+                        _, loss = self.model(x, targets=y, loss_reduction="sum", **extra)
                     else:
-                        _, loss = self.model(x, targets=y)
+                        _, loss = self.model(x, targets=y, **extra)
                     loss = loss.float() * scale
                 self.scaler.scale(loss).backward()
             reported += loss.detach() / self.dist.world_size  # all-reduce sums the shares
@@ -234,9 +237,10 @@ class Trainer:
         self.raw_model.eval()
         total = torch.zeros((), device=self.device)
         count = torch.zeros((), device=self.device)
-        for x, y in self.val_loader.eval_batches(n):
+        for x, y, *inputs in self.val_loader.eval_batches(n):
+            extra = inputs[0] if inputs else {}
             with self._autocast():
-                _, loss = self.raw_model(x, targets=y, loss_reduction="sum")
+                _, loss = self.raw_model(x, targets=y, loss_reduction="sum", **extra)
             total += loss.float()
             count += (y != IGNORE_INDEX).sum()
         self.raw_model.train()

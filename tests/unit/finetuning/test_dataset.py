@@ -148,8 +148,8 @@ def test_eval_batches_are_fixed_and_complete():
 def test_packing_trains_every_label_once_with_less_padding():
     ex = _examples(50)
     packed = pack_examples(ex, max_length=16)
-    assert all(len(x) == len(y) <= 16 for x, y in packed)
-    flat = [t for _, y in packed for t in y]
+    assert all(len(x) == len(y) == len(docs) <= 16 for x, y, docs in packed)
+    flat = [t for _, y, _ in packed for t in y]
     assert flat == [t for _, y in ex for t in y]  # same labels, same order, none lost
     assert len(packed) < len(ex) / 2
     with pytest.raises(DataError, match="exceeds max_length"):
