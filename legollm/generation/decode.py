@@ -15,6 +15,13 @@ carry absolute positions). RoPE only encodes relative distances, so a rolling
 cache would keep the scores right, but each kept key was still computed while
 seeing tokens that have since left the window; re-running the window is what the
 model computes for that text, so both kinds take the same (exact) path.
+
+A sliding-window model with RoPE (Mistral) is the exception: it has no context
+edge (``DecoderLM.context_limit`` is None), so it keeps decoding from its ring
+past ``context_length``, and without a cache it re-runs the whole sequence;
+both are what transformers computes for the same text. (A cropped window would
+be exact only while it covers the model's reach: through n_layer layers of
+window w, a token depends on the last n_layer * (w - 1) + 1.)
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ import torch
 from legollm.core.exceptions import GenerationError
 from legollm.generation.sampling import check_sampling_args, next_token
 from legollm.generation.text import TextStreamer, check_stop_strings
+from legollm.models.decoder import context_limit
 
 
 def stream(
@@ -69,8 +77,8 @@ def stream(
     if max_new_tokens < 0:
         raise GenerationError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
     check_sampling_args(temperature, top_k, top_p, min_p, repetition_penalty)
-    ctx = model.config.context_length
-    if not slide_window and T + max_new_tokens > ctx:
+    ctx = context_limit(model.config)  # None: a sliding-window model reads any length
+    if not slide_window and ctx is not None and T + max_new_tokens > ctx:
         raise GenerationError(
             f"the prompt ({T} tokens) plus max_new_tokens ({max_new_tokens}) exceeds the "
             f"model's context of {ctx} tokens: shorten the prompt, lower max_new_tokens, "
@@ -97,7 +105,7 @@ def stream(
     # so the cached steps can always pass the full-length mask (a static shape).
     pad_mask = mask if attention_mask is not None else None
     finished = torch.zeros(B, dtype=torch.bool, device=device)
-    cached = use_cache and total <= ctx
+    cached = use_cache and (ctx is None or total <= ctx)
     sample = dict(temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p,
                   repetition_penalty=repetition_penalty, generator=generator)  # fmt: skip
     step_fn = _compiled_step(model) if compile and cached else model
@@ -113,7 +121,7 @@ def stream(
             for step in range(max_new_tokens):
                 t = T + step  # the slot this step's token goes to
                 if not cached:
-                    lo = max(t - ctx, 0)
+                    lo = max(t - ctx, 0) if ctx is not None else 0
                     window, wmask = ids[:, lo:t], mask[:, lo:t]
                     wpos = (wmask.cumsum(-1) - 1).clamp(min=0)
                     logits = model(window, position_ids=wpos, attention_mask=wmask,

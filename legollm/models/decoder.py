@@ -104,6 +104,11 @@ class DecoderLM(nn.Module):
             block.attn.kv_cache = None
 
     @property
+    def context_limit(self) -> int | None:
+        """The most positions one sequence may hold (None: any); see :func:`context_limit`."""
+        return context_limit(self.config)
+
+    @property
     def has_kv_cache(self) -> bool:
         return self.blocks[0].attn.kv_cache is not None if len(self.blocks) else False
 
@@ -134,11 +139,15 @@ class DecoderLM(nn.Module):
         cached = self.has_kv_cache
         if cached and input_pos is None:
             raise ConfigError("a KV cache is set up: pass input_pos (the positions being fed)")
-        if not cached and c.context_length < T:
+        limit = self.context_limit
+        if not cached and limit is not None and limit < T:
             raise ConfigError(
-                f"sequence length {T} exceeds the model's context_length {c.context_length}; "
+                f"sequence length {T} exceeds the model's context_length {limit}; "
                 "crop the input to the last context_length tokens"
             )
+        if not cached and c.position == "rope" and self.max_seq_len < T:
+            self.max_seq_len = T  # a sliding-window model reading past context_length
+            self.init_rope(idx.device)
         checking = not torch.compiler.is_compiling()  # host syncs would break the graph
         if checking and idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= c.vocab_size):
             raise ConfigError(
@@ -245,6 +254,19 @@ def document_positions(document_ids: torch.Tensor) -> torch.Tensor:
     starts[..., 1:] = document_ids[..., 1:] != document_ids[..., :-1]
     first = torch.where(starts, t, 0).cummax(dim=-1).values  # where the current document began
     return t - first
+
+
+def context_limit(config: ModelConfig) -> int | None:
+    """The most positions one sequence may hold; None for a sliding-window RoPE model.
+
+    Learned positions end at ``context_length``, and full attention over more
+    positions than the model was trained on is outside what it computes. A
+    sliding-window model with RoPE (Mistral) has no such edge: every token sees
+    only the last ``sliding_window`` positions and RoPE scores depend only on
+    distances, so it reads text of any length, as transformers runs it.
+    """
+    c = config
+    return None if c.sliding_window is not None and c.position == "rope" else c.context_length
 
 
 def count_parameters(model: nn.Module) -> int:

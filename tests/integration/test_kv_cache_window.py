@@ -88,6 +88,38 @@ def test_window_cache_holds_the_window_not_the_sequence(mistral, tmp_path_factor
     assert shapes == {(2, 2, 13 + NEW, llama.config.head_size)}
 
 
+def test_a_window_model_decodes_past_its_context_as_transformers_does(tmp_path_factory):
+    """Mistral has no context edge: a short max_position_embeddings (12) is not a wall.
+
+    Prompt plus new tokens reach 53 positions. transformers keeps decoding; so do
+    we, from the ring with the cache and over the whole sequence without it. Re-running
+    a window cropped to 12 tokens would compute something else: through 2 layers
+    of window 8, a token depends on the last 15.
+    """
+    from transformers import MistralConfig, MistralForCausalLM
+
+    from tests.integration.test_llama_family_parity import BASE
+
+    torch.manual_seed(11)
+    cfg = {
+        **BASE,
+        "max_position_embeddings": 12,
+        "num_key_value_heads": 2,
+        "sliding_window": WINDOW,
+    }
+    hf = MistralForCausalLM(MistralConfig(**cfg)).eval()
+    path = tmp_path_factory.mktemp("mistral-short")
+    hf.save_pretrained(path)
+    ours = load_pretrained(path)
+    assert ours.context_limit is None and ours.config.context_length == 12
+    ids, mask = _left_pad([torch.randint(1, VOCAB, (n,)) for n in (5, 13)])
+    want = _hf_greedy(hf, ids, mask)
+    assert want.shape[1] == 13 + NEW
+    assert torch.equal(generate(ours, ids, NEW, attention_mask=mask), want)
+    assert torch.equal(generate(ours, ids, NEW, attention_mask=mask, use_cache=False), want)
+    assert torch.equal(generate(ours, ids, NEW, attention_mask=mask, slide_window=False), want)
+
+
 @pytest.mark.parametrize(
     "case",
     ["llama-mha-untied", "llama-gqa2-tied-llama3rope", "llama-gqa4-untied-llama3rope-theta"],
