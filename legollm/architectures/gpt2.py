@@ -149,7 +149,18 @@ def _download(variant: GPT2Variant) -> Path:
         )
     except Exception as e:  # offline, hub down, no such repo
         raise ModelLoadError(
-            f"could not download {variant.value!r} from the Hugging Face hub ({type(e).__name__}); "
+            f"could not download {variant.value!r} from the Hugging Face hub ({_root_cause(e)}); "
             "offline, pass a local path instead: load_gpt2_weights(model, 'path/to/hf_dir') "
             "with config.json + model.safetensors"
         ) from e
+
+
+def _root_cause(e: BaseException) -> str:
+    """The innermost cause in one line, e.g. "HfHubHTTPError: Server error '500 ...' for url ...":
+    huggingface_hub wraps a hub outage in LocalEntryNotFoundError, whose name alone hides it."""
+    for _ in range(8):  # a chain is short; the bound guards against a cycle
+        if e.__cause__ is None:
+            break
+        e = e.__cause__
+    first = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {first[0]}" if first else type(e).__name__
