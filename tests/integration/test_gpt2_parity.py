@@ -73,14 +73,6 @@ def test_unknown_model_type_lists_supported(tmp_path):
         load_pretrained(tmp_path)
 
 
-def test_offline_variant_download_names_the_local_alternative(monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with torch.device("meta"):
-        model = GPT2(MODEL_CONFIGS[GPT2Variant.GPT2])
-    with pytest.raises(ModelLoadError, match="local path"):
-        load_gpt2_weights(model, GPT2Variant.GPT2)
-
-
 @pytest.mark.parametrize(
     ("variant", "published"),
     [
