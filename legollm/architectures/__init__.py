@@ -1,11 +1,11 @@
 """Architectures: presets and weight maps over the one DecoderLM (importing registers them).
 
 Presets are named ``family:name``, e.g. ``llama3:llama-3.2-1b``, ``qwen3:tiny``,
-``mistral:mistral-7b-v0.1``, ``gpt2:gpt2-medium``; ``architecture_preset`` looks
+``mistral:mistral-7b-v0.1``, ``mixtral:mixtral-8x7b-v0.1``, ``gpt2:gpt2-medium``; ``architecture_preset`` looks
 one up by exact name.
 """
 
-from legollm.architectures import gpt2, llama3, mistral, qwen3
+from legollm.architectures import gpt2, llama3, mistral, mixtral, qwen3
 from legollm.core.exceptions import ConfigError
 from legollm.models.config import ModelConfig
 
@@ -14,6 +14,7 @@ ARCHITECTURE_PRESETS: dict[str, dict[str, ModelConfig]] = {
     "llama3": llama3.PRESETS,
     "qwen3": qwen3.PRESETS,
     "mistral": mistral.PRESETS,
+    "mixtral": mixtral.PRESETS,
 }
 
 

@@ -11,6 +11,7 @@ from torch import nn
 
 from legollm.components.attention import CausalSelfAttention
 from legollm.components.feedforward import build_ffn
+from legollm.components.moe import MoE
 from legollm.components.normalization import build_norm
 
 
@@ -21,7 +22,10 @@ class Block(nn.Module):
         self.attn_norm = build_norm(c.norm, c.n_embd, c.norm_eps, c.norm_bias)
         self.attn = CausalSelfAttention(c)
         self.ffn_norm = build_norm(c.norm, c.n_embd, c.norm_eps, c.norm_bias)
-        self.ffn = build_ffn(c.ffn, c.n_embd, c.ffn_size, c.mlp_bias, c.gelu_approximate)
+        if c.ffn == "moe":
+            self.ffn = MoE(c.n_embd, c.ffn_size, c.n_experts, c.n_experts_per_token, c.mlp_bias)
+        else:
+            self.ffn = build_ffn(c.ffn, c.n_embd, c.ffn_size, c.mlp_bias, c.gelu_approximate)
         self.dropout = nn.Dropout(c.dropout)
 
     def forward(self, x: torch.Tensor, rope=None, mask=None, input_pos=None) -> torch.Tensor:

@@ -19,7 +19,7 @@ from legollm.core.exceptions import ConfigError
 
 NORMS = ("layernorm", "rmsnorm")
 POSITIONS = ("learned", "rope", "none")
-FFNS = ("gelu_mlp", "swiglu")
+FFNS = ("gelu_mlp", "swiglu", "moe")  # moe: a sparse mixture of SwiGLU experts
 GELU_APPROXIMATIONS = ("tanh", "none")  # GPT-2's tanh form; "none" is exact (erf)
 ATTN_IMPLS = ("sdpa", "manual")
 
@@ -51,6 +51,9 @@ class ModelConfig:
     tie_embeddings: bool = True
     attn_impl: str = "sdpa"
     init_std: float = 0.02
+    n_experts: int | None = None  # ffn="moe": SwiGLU experts per layer (Mixtral: 8)
+    n_experts_per_token: int = 2  # ffn="moe": experts each token goes through
+    router_aux_loss_coef: float = 0.0  # ffn="moe": weight of the load-balancing loss in training
 
     def __post_init__(self) -> None:
         for name, allowed in (
@@ -79,6 +82,18 @@ class ModelConfig:
             raise ConfigError(f"RoPE rotates pairs of dimensions: head_dim {self.head_size} is odd")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
+        if (self.ffn == "moe") != (self.n_experts is not None):
+            raise ConfigError(
+                f"ffn={self.ffn!r} with n_experts={self.n_experts}: a mixture of experts is "
+                "ffn='moe' with n_experts set; other feed-forwards leave n_experts None"
+            )
+        if self.n_experts is not None and not 1 <= self.n_experts_per_token <= self.n_experts:
+            raise ConfigError(
+                f"n_experts_per_token must be between 1 and n_experts ({self.n_experts}), "
+                f"got {self.n_experts_per_token}"
+            )
+        if self.router_aux_loss_coef < 0:
+            raise ConfigError(f"router_aux_loss_coef must be >= 0, got {self.router_aux_loss_coef}")
         if self.sliding_window is not None and self.sliding_window < 1:
             raise ConfigError(
                 f"sliding_window must be a positive number of positions, got "

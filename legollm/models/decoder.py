@@ -29,6 +29,7 @@ from torch import nn
 from legollm.components.block import Block
 from legollm.components.kv_cache import KVCache
 from legollm.components.linear import Linear
+from legollm.components.moe import load_balancing_loss
 from legollm.components.normalization import build_norm
 from legollm.components.position import rope_table
 from legollm.core.exceptions import ConfigError
@@ -206,7 +207,21 @@ class DecoderLM(nn.Module):
             ignore_index=-100,
             reduction=loss_reduction,
         )
+        if c.ffn == "moe" and c.router_aux_loss_coef > 0:
+            loss = loss + self._router_loss(targets, loss_reduction)
         return logits, loss
+
+    def _router_loss(self, targets: torch.Tensor, loss_reduction: str) -> torch.Tensor:
+        """The experts' load-balancing loss, weighted by ``router_aux_loss_coef``.
+
+        It is a mean over tokens; a summed loss (token-normalised accumulation)
+        gets it once per trained token, so both reductions weigh it alike.
+        """
+        aux = load_balancing_loss([b.ffn.router_logits for b in self.blocks],
+                                  self.config.n_experts_per_token)  # fmt: skip
+        if loss_reduction == "sum":
+            aux = aux * (targets != -100).sum()
+        return self.config.router_aux_loss_coef * aux
 
     def _mask(
         self, input_pos, attention_mask, cached: bool, T: int, document_ids=None

@@ -82,7 +82,7 @@ def read_hf_state(path: str | os.PathLike[str]):
 
 def convert_hf_state(spec: ArchitectureSpec, model: DecoderLM, hf_items, dtype=None) -> dict:
     """Map HF tensors to our names, with shape checks; raise listing every bad key."""
-    rules = {r.hf: r for r in spec.expand(model.config.n_layer)}
+    rules = {r.hf: r for r in spec.expand(model.config.n_layer, model.config.n_experts or 0)}
     expected = {k: v.shape for k, v in model.state_dict().items()}
     tied = model.config.tie_embeddings
     ours: dict[str, torch.Tensor] = {}
@@ -165,7 +165,7 @@ def load_pretrained(
 def export_hf_state(spec: ArchitectureSpec, model: DecoderLM) -> dict[str, torch.Tensor]:
     state = model.state_dict()
     out, done = {}, set()
-    for rule in spec.expand(model.config.n_layer):
+    for rule in spec.expand(model.config.n_layer, model.config.n_experts or 0):
         if model.config.tie_embeddings and rule.ours == ("lm_head.weight",):
             continue
         if not all(o in state for o in rule.ours):

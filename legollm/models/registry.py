@@ -5,6 +5,7 @@ A weight-map entry says how one Hugging Face tensor becomes ours:
 ...), transpose=True)`` means: transpose it (GPT-2 stores Conv1D weights as
 (in, out)), then split it along dim 0 into as many equal parts as there are
 names. Export runs the same rule backwards (concatenate, transpose).
+``{i}`` stands for every layer and ``{e}`` for every expert of a mixture.
 """
 
 from __future__ import annotations
@@ -35,18 +36,20 @@ class ArchitectureSpec:
     weight_rules: tuple[WeightRule, ...]
     ignored_hf_keys: tuple[str, ...] = ()  # suffixes of HF buffers that are not weights
 
-    def expand(self, n_layer: int) -> list[WeightRule]:
-        """The rules with ``{i}`` filled in for every layer."""
+    def expand(self, n_layer: int, n_experts: int = 0) -> list[WeightRule]:
+        """The rules with ``{i}`` filled in for every layer and ``{e}`` for every expert."""
         out = []
         for r in self.weight_rules:
             layers = range(n_layer) if r.per_layer else [None]
+            experts = range(n_experts) if "{e}" in r.hf else [None]
             for i in layers:
-                fmt = {} if i is None else {"i": i}
-                out.append(
-                    WeightRule(
-                        r.hf.format(**fmt), tuple(o.format(**fmt) for o in r.ours), r.transpose
+                for e in experts:
+                    fmt = {k: v for k, v in (("i", i), ("e", e)) if v is not None}
+                    out.append(
+                        WeightRule(
+                            r.hf.format(**fmt), tuple(o.format(**fmt) for o in r.ours), r.transpose
+                        )
                     )
-                )
         return out
 
 

@@ -16,7 +16,7 @@ from legollm.core.exceptions import ConfigError
 from legollm.models import DecoderLM, count_parameters
 from legollm.models.registry import get_architecture
 
-MODEL_TYPE = {"llama3": "llama", "qwen3": "qwen3", "mistral": "mistral"}
+MODEL_TYPE = {"llama3": "llama", "qwen3": "qwen3", "mistral": "mistral", "mixtral": "mixtral"}
 NAMES = [f"{f}:{p}" for f in MODEL_TYPE for p in ARCHITECTURE_PRESETS[f]]
 
 
@@ -48,6 +48,7 @@ PUBLISHED = [
     ("qwen3:qwen3-0.6b", 0.6, 1),
     ("qwen3:qwen3-1.7b", 1.7, 1),
     ("mistral:mistral-7b-v0.1", 7.24, 2),
+    ("mixtral:mixtral-8x7b-v0.1", 46.7, 1),
 ]
 
 

@@ -1,0 +1,90 @@
+"""Mixtral 8x7B: Mistral with a sparse mixture of experts in place of the feed-forward.
+
+Every layer holds 8 SwiGLU experts and a router; each token goes through its top
+2 (``legollm.components.moe``), so a forward pass uses about 13B of the 46.7B
+parameters. Attention is Mistral's (grouped-query, RoPE; the released models
+set no sliding window).
+
+Published checkpoints name each expert's matrices w1 (gate), w2 (down) and w3
+(up) under ``block_sparse_moe``, with the router as ``block_sparse_moe.gate``;
+transformers 5 fuses them in memory but still saves these names, so they map
+one to one onto ours.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from legollm.architectures.llama3 import _B, _H, hf_config, llama_style
+from legollm.architectures.llama3 import config_from_hf as llama_config_from_hf
+from legollm.architectures.llama3 import weight_rules as llama_weight_rules
+from legollm.core.exceptions import ConfigError
+from legollm.models.config import ModelConfig
+from legollm.models.registry import ArchitectureSpec, WeightRule, register_architecture
+
+# Published config (mistralai/Mixtral-8x7B-v0.1/config.json); parameter count in the tests
+PRESETS: dict[str, ModelConfig] = {
+    "mixtral-8x7b-v0.1": llama_style(
+        vocab_size=32000, context_length=32768, n_layer=32, n_head=32, n_kv_heads=8,
+        n_embd=4096, ffn_hidden=14336, norm_eps=1e-5, rope_theta=1e6, tie_embeddings=False,
+        ffn="moe", n_experts=8, n_experts_per_token=2,
+    ),
+    # trains on a 2-core CPU in seconds
+    "tiny": llama_style(
+        vocab_size=256, context_length=256, n_layer=2, n_head=4, n_kv_heads=2, n_embd=64,
+        ffn_hidden=96, norm_eps=1e-5, rope_theta=10000.0, tie_embeddings=True,
+        ffn="moe", n_experts=4, n_experts_per_token=2, router_aux_loss_coef=0.02,
+    ),
+}  # fmt: skip
+
+
+def config_from_hf(hf: dict) -> ModelConfig:
+    return llama_config_from_hf(
+        hf,
+        sliding_window=hf.get("sliding_window"),
+        ffn="moe",
+        n_experts=hf.get("num_local_experts", 8),
+        n_experts_per_token=hf.get("num_experts_per_tok", 2),
+        # transformers adds the router loss only when asked to output the router logits
+        router_aux_loss_coef=float(hf.get("router_aux_loss_coef", 0.0))
+        if hf.get("output_router_logits")
+        else 0.0,
+    )
+
+
+def config_to_hf(c: ModelConfig) -> dict:
+    if c.ffn != "moe":
+        raise ConfigError(f"mixtral is a mixture of experts; this model has ffn={c.ffn!r}")
+    dense = dataclasses.replace(c, ffn="swiglu", n_experts=None)  # the shared Llama keys
+    hf = hf_config(dense, "mixtral", "MixtralForCausalLM", supports=("sliding_window",))
+    hf.update(
+        sliding_window=c.sliding_window,
+        num_local_experts=c.n_experts,
+        num_experts_per_tok=c.n_experts_per_token,
+        router_aux_loss_coef=c.router_aux_loss_coef,
+        output_router_logits=c.router_aux_loss_coef > 0,
+    )
+    return hf
+
+
+def weight_rules() -> tuple[WeightRule, ...]:
+    """Llama's map with the feed-forward replaced by the router and the experts."""
+    rules = [r for r in llama_weight_rules() if ".mlp." not in r.hf]
+    moe, ffn = _H + "block_sparse_moe.", _B + "ffn."
+    rules.append(WeightRule(moe + "gate.weight", (ffn + "router.weight",)))
+    for hf_name, ours in (("w1", "gate_proj"), ("w2", "down_proj"), ("w3", "up_proj")):
+        rules.append(
+            WeightRule(
+                moe + f"experts.{{e}}.{hf_name}.weight", (ffn + f"experts.{{e}}.{ours}.weight",)
+            )
+        )
+    return tuple(rules)
+
+
+SPEC = ArchitectureSpec(
+    model_type="mixtral",
+    config_from_hf=config_from_hf,
+    config_to_hf=config_to_hf,
+    weight_rules=weight_rules(),
+)
+register_architecture(SPEC)
