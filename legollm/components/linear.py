@@ -89,8 +89,10 @@ def store_by_columns(model: nn.Module) -> nn.Module:
     Values, shapes and parameter identity (tied embeddings included) stay the
     same; only the memory order changes, to the one the threaded few-row product
     streams fastest (on the figures' CPU, GPT-2 124M decodes about 14% faster).
-    Training is unaffected, so it suits a model loaded to generate; a weight
-    already stored that way is left alone. Returns ``model``.
+    It is for a model loaded to generate: the numbers are the same, but training
+    from column-stored weights is slower (a Mixtral-shaped training step in
+    ``benchmarks/bench_moe.py`` ran at 0.6x its speed from row-stored weights).
+    A weight already stored that way is left alone. Returns ``model``.
     """
     for module in model.modules():
         w = module.weight if isinstance(module, nn.Linear) else None
