@@ -24,6 +24,7 @@ SUBCOMMAND_MODULES = [
     "legollm.cli.generate",
     "legollm.cli.chat",
     "legollm.cli.sft",
+    "legollm.cli.dpo",
 ]
 
 

@@ -10,11 +10,16 @@ import argparse
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "sft",
-        help="instruction fine-tuning (full or LoRA) from a YAML config (key=value overrides)",
-    )
-    p.add_argument("--config", required=True, help="a YAML sft config (see configs/sft/)")
+    add_finetuning_parser(
+        sub, "sft", "instruction fine-tuning (full or LoRA) from a YAML config (key=value "
+        "overrides)", "configs/sft/", run,
+    )  # fmt: skip
+
+
+def add_finetuning_parser(sub, name: str, help: str, configs: str, func) -> None:
+    """``legollm NAME --config FILE [key=value ...] [--lora SPEC] [--resume]`` (sft, dpo)."""
+    p = sub.add_parser(name, help=help)
+    p.add_argument("--config", required=True, help=f"a YAML {name} config (see {configs})")
     p.add_argument(
         "overrides",
         nargs="*",
@@ -28,20 +33,24 @@ def register(sub: argparse._SubParsersAction) -> None:
         "targets=attn (presets attn, qv, mlp, all; join with +; or name patterns)",
     )
     p.add_argument("--resume", action="store_true", help="continue from train.run_dir/latest.pt")
-    p.set_defaults(func=run)
+    p.set_defaults(func=func)
 
 
 def run(args: argparse.Namespace) -> int:
     from legollm.finetuning.sft import SFTConfig, run_sft
 
-    cfg = SFTConfig.from_yaml(args.config, args.overrides)
+    return run_finetuning_command(args, SFTConfig, run_sft)
+
+
+def run_finetuning_command(args: argparse.Namespace, config_cls, runner) -> int:
+    cfg = config_cls.from_yaml(args.config, args.overrides)
     if args.lora:
         from legollm.peft import LoRAConfig
 
         base = cfg.lora or {}
         cfg.lora = {**base, **_explicit(LoRAConfig.parse(args.lora), args.lora)}
         cfg.lora_config()  # validate the merged settings
-    summary = run_sft(cfg, resume=args.resume)
+    summary = runner(cfg, resume=args.resume)
     if summary["is_main"]:
         val, loss = summary["val_loss"], summary["train_loss"]
         print(
@@ -50,6 +59,12 @@ def run(args: argparse.Namespace) -> int:
             + (f", val loss {val:.4f}" if val is not None else "")
             + f"; trained {summary['trainable']:,} of {summary['total']:,} parameters"
         )
+        if summary.get("preference"):
+            m = summary["preference"]
+            print(
+                f"val pairs: accuracy {m['accuracy']:.3f}, reward margin {m['margin']:.4f} "
+                f"(chosen {m['reward_chosen']:.4f}, rejected {m['reward_rejected']:.4f})"
+            )
         print(f"checkpoint: {summary['run_dir']}/latest.pt")
         for key in ("adapter", "responses", "plot"):
             if summary.get(key):

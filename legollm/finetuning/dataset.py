@@ -82,17 +82,21 @@ def load_records(
     path: str | os.PathLike[str],
     fields: dict[str, str] | None = None,
     on_bad_record: str = "error",
+    required: Sequence[str] = REQUIRED,
 ) -> list[dict[str, str]]:
     """Read ``path`` (JSON list or JSONL) into records with canonical field names.
 
     ``fields`` maps canonical names to the file's, e.g. ``{"output": "response"}``.
+    ``required`` names the fields every record must have as strings (preference data
+    for DPO asks for ``("instruction", "chosen", "rejected")``); ``input`` is optional.
     """
     if on_bad_record not in ON_BAD:
         raise ConfigError(f"on_bad_record must be one of {ON_BAD}, got {on_bad_record!r}")
-    names = {**DEFAULT_FIELDS, **(fields or {})}
-    unknown = sorted(set(names) - set(DEFAULT_FIELDS))
+    canonical = list(dict.fromkeys([required[0], *OPTIONAL, *required[1:]]))  # input 2nd
+    names = {**{k: k for k in canonical}, **(fields or {})}
+    unknown = sorted(set(names) - set(canonical))
     if unknown:
-        raise ConfigError(f"unknown field(s) {unknown}; map only {sorted(DEFAULT_FIELDS)}")
+        raise ConfigError(f"unknown field(s) {unknown}; map only {sorted(canonical)}")
     p = Path(path)
     if not p.is_file():
         raise DataError(f"instruction data not found: {p} (a .json list or .jsonl file)")
@@ -104,14 +108,14 @@ def load_records(
         if not isinstance(row, dict):
             bad.append((i, "not a JSON object"))
             continue
-        missing = [names[k] for k in REQUIRED if not isinstance(row.get(names[k]), str)]
+        missing = [names[k] for k in required if not isinstance(row.get(names[k]), str)]
         extra = row.get(names["input"])
         if extra is not None and not isinstance(extra, str):
             missing.append(f"{names['input']} (not a string)")
         if missing:
             bad.append((i, "missing or non-string " + ", ".join(repr(m) for m in missing)))
             continue
-        records.append({k: row.get(names[k]) or "" for k in DEFAULT_FIELDS})
+        records.append({k: row.get(names[k]) or "" for k in canonical})
     if bad:
         shown = "; ".join(f"record {i}: {why}" for i, why in bad[:5])
         more = f" (and {len(bad) - 5} more)" if len(bad) > 5 else ""
@@ -154,6 +158,19 @@ class TokenizeStats:
     dropped: int = 0  # nothing trained left after the cut (the prompt fills the context)
 
 
+def tokenize_record(
+    record: dict[str, str], fmt: PromptFormat, tokenizer: Any, max_length: int, train_on: str
+) -> tuple[list[int], list[int], bool]:
+    """``(input_ids, labels, truncated)`` of one record; empty lists when no trained
+    label is left within ``max_length`` positions."""
+    x, y = to_features(fmt.render(record, tokenizer), train_on)
+    cut = len(x) > max_length
+    x, y = x[:max_length], y[:max_length]
+    if all(t == IGNORE_INDEX for t in y):
+        return [], [], cut
+    return x, y, cut
+
+
 def tokenize_records(
     records: Sequence[dict[str, str]],
     fmt: PromptFormat,
@@ -167,16 +184,11 @@ def tokenize_records(
         raise ConfigError(f"max_length must be >= 1, got {max_length}")
     out, stats = [], TokenizeStats(total=len(records))
     for rec in records:
-        x, y = to_features(fmt.render(rec, tokenizer), train_on)
-        if len(x) > max_length:
-            x, y = x[:max_length], y[:max_length]
-            if all(t == IGNORE_INDEX for t in y):
-                stats.dropped += 1
-                continue
-            stats.truncated += 1
-        if not x or all(t == IGNORE_INDEX for t in y):
+        x, y, cut = tokenize_record(rec, fmt, tokenizer, max_length, train_on)
+        if not x:
             stats.dropped += 1
             continue
+        stats.truncated += cut
         out.append((x, y))
     if warn and (stats.truncated or stats.dropped):
         warnings.warn(

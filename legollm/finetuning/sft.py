@@ -25,6 +25,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import torch
@@ -100,11 +101,14 @@ class SFTConfig:
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - names)
         if unknown:
-            raise ConfigError(f"unknown sft config field(s) {unknown}; known: {sorted(names)}")
+            raise ConfigError(
+                f"unknown {cls.__name__[:-6].lower()} config field(s) {unknown}; "
+                f"known: {sorted(names)}"
+            )
         try:
             return cls(**d)
         except TypeError as e:
-            raise ConfigError(f"sft config: {e}") from e
+            raise ConfigError(f"{cls.__name__[:-6].lower()} config: {e}") from e
 
     @classmethod
     def from_yaml(cls, path: str | os.PathLike[str], overrides: list[str] | None = None):
@@ -171,25 +175,27 @@ def prepare_data(cfg: SFTConfig, fmt, tokenizer, max_length: int):
     return train, val, test_r
 
 
-def build_sft_trainer(cfg: SFTConfig, *, resume: bool = False):
-    """Everything before the first step: model, tokenizer, data, LoRA, Trainer."""
-    from legollm.finetuning.dataset import InstructionLoader
+def setup_finetuning(cfg: SFTConfig, prepare) -> SimpleNamespace:
+    """What every fine-tuning run (SFT, DPO) sets up before its loaders.
+
+    Distributed info, the base model and tokenizer, the prompt format, the data
+    (``prepare(cfg, fmt, tokenizer, max_length) -> (train, val, test_records)``, each
+    example's input ids at its even places), LoRA, the TrainConfig and the device.
+    """
     from legollm.finetuning.formats import get_format
     from legollm.training.distributed import init_distributed
-    from legollm.training.run import resume_latest
     from legollm.training.trainer import resolve_device
 
     info = init_distributed()
-    tcfg0 = cfg.train_config()
-    torch.manual_seed(tcfg0.seed)  # LoRA's A init and dropout: the same on every run
+    torch.manual_seed(cfg.train_config().seed)  # LoRA's A init and dropout: the same every run
     model, tokenizer, spec = load_base(cfg.init, cfg.tokenizer)
     ctx = model.config.context_length
     max_length = cfg.max_length or ctx
     if max_length > ctx:
         raise ConfigError(f"max_length {max_length} exceeds the model's context_length {ctx}")
     fmt = get_format(cfg.format, system=cfg.system)
-    train, val, test = prepare_data(cfg, fmt, tokenizer, max_length)
-    top = max(max(x) for x, _ in train + val)
+    train, val, test = prepare(cfg, fmt, tokenizer, max_length)
+    top = max(max(ex[j]) for ex in train + val for j in range(0, len(ex), 2))
     if top >= model.config.vocab_size:
         raise ConfigError(
             f"the tokenizer emits id {top} but the model's vocab_size is "
@@ -204,31 +210,54 @@ def build_sft_trainer(cfg: SFTConfig, *, resume: bool = False):
     tcfg = cfg.train_config(block_size=max_length)
     device = resolve_device(tcfg.device, info.local_rank)
     pad_id = getattr(tokenizer, "eot_token_id", None) or 0
-    common = dict(pad_id=pad_id, max_length=max_length, pad_to_multiple_of=cfg.pad_to_multiple_of,
-                  rank=info.rank, world_size=info.world_size, device=device)  # fmt: skip
-    n_train = len(train)
-    if cfg.pack:
-        from legollm.finetuning.dataset import pack_examples
+    loader_args = dict(pad_id=pad_id, max_length=max_length, rank=info.rank,
+                       world_size=info.world_size, device=device,
+                       pad_to_multiple_of=cfg.pad_to_multiple_of)  # fmt: skip
+    return SimpleNamespace(info=info, model=model, tokenizer=tokenizer, spec=spec, fmt=fmt,
+                           train=train, val=val, test=test, lora=lora, tcfg=tcfg, device=device,
+                           max_length=max_length, loader_args=loader_args)  # fmt: skip
 
-        train = pack_examples(train, max_length)
-    train_loader = InstructionLoader(train, tcfg.batch_size, shuffle=True, seed=tcfg.seed,
-                                     sort_by_length=cfg.sort_by_length, **common)  # fmt: skip
-    val_loader = InstructionLoader(val, tcfg.batch_size, shuffle=False, **common) if val else None
-    if info.rank == 0:  # the rank that writes checkpoints; they name these copies
+
+def finish_trainer(trainer_cls, cfg: SFTConfig, run: SimpleNamespace, train_loader, val_loader,
+                   resume: bool, tokens_per_example: float, **counts: int):  # fmt: skip
+    """The fine-tuning trainer over the run's loaders, its tokenizer files copied into the
+    run dir; resumed from ``latest.pt`` with ``resume``. ``tokens_per_example`` (the
+    mean of real input tokens) turns steps into the tokens/s of the logs."""
+    from legollm.training.run import resume_latest
+
+    tcfg, spec = run.tcfg, run.spec
+    if run.info.rank == 0:  # the rank that writes checkpoints; they name these copies
         from legollm.data.tokenizer_spec import copy_spec_files
 
         spec = copy_spec_files(spec, tcfg.run_dir)
-    sft = {"config": cfg, "format": fmt, "tokenizer": tokenizer, "test": test, "lora": lora,
-           "n_train": n_train, "n_sequences": len(train), "n_val": len(val)}  # fmt: skip
-    trainer = SFTTrainer(model, tcfg, train_loader, val_loader, run_dir=tcfg.run_dir,
-                         tokenizer=spec, sft=sft)  # fmt: skip
-    # tokens/s in the logs: real (unpadded) input tokens, not block_size per sequence
-    mean_len = sum(len(ex[0]) for ex in train) / len(train)
-    per_step = tcfg.batch_size * tcfg.grad_accum_steps * info.world_size
-    trainer.tokens_per_step = round(mean_len * per_step)
+    sft = {"config": cfg, "format": run.fmt, "tokenizer": run.tokenizer, "test": run.test,
+           "lora": run.lora, "n_val": len(run.val), **counts}  # fmt: skip
+    trainer = trainer_cls(run.model, tcfg, train_loader, val_loader, run_dir=tcfg.run_dir,
+                          tokenizer=spec, sft=sft)  # fmt: skip
+    per_step = tcfg.batch_size * tcfg.grad_accum_steps * run.info.world_size
+    trainer.tokens_per_step = round(tokens_per_example * per_step)
     if resume:
         resume_latest(trainer, tcfg.run_dir)
     return trainer
+
+
+def build_sft_trainer(cfg: SFTConfig, *, resume: bool = False):
+    """Everything before the first step: model, tokenizer, data, LoRA, Trainer."""
+    from legollm.finetuning.dataset import InstructionLoader, pack_examples
+
+    run = setup_finetuning(cfg, prepare_data)
+    train, n_train = run.train, len(run.train)
+    if cfg.pack:
+        train = pack_examples(train, run.max_length)
+    bs = run.tcfg.batch_size
+    train_loader = InstructionLoader(train, bs, shuffle=True, seed=run.tcfg.seed,
+                                     sort_by_length=cfg.sort_by_length, **run.loader_args)  # fmt: skip
+    val_loader = (
+        InstructionLoader(run.val, bs, shuffle=False, **run.loader_args) if run.val else None
+    )
+    mean_len = sum(len(ex[0]) for ex in train) / len(train)  # real tokens, not block_size
+    return finish_trainer(SFTTrainer, cfg, run, train_loader, val_loader, resume, mean_len,
+                          n_train=n_train, n_sequences=len(train))  # fmt: skip
 
 
 class SFTTrainer(Trainer):
@@ -303,22 +332,35 @@ def finish_run(trainer) -> dict[str, Any]:
 
 def run_sft(cfg: SFTConfig, *, resume: bool = False) -> dict[str, Any]:
     """Fine-tune as ``cfg`` says; returns the Trainer's summary plus the written paths."""
+    return run_finetuning(cfg, build_sft_trainer, resume=resume)
+
+
+def run_finetuning(cfg: SFTConfig, build, *, resume: bool = False) -> dict[str, Any]:
+    """Build the trainer with ``build(cfg, resume=...)``, train, write the run's files.
+
+    A trainer with ``preference_metrics`` (DPO) adds them, measured on the
+    validation pairs after training, under ``"preference"``.
+    """
     from legollm.peft import trainable_parameters
     from legollm.training.distributed import cleanup_distributed
 
     if not cfg.data:
         raise DataError("set data: the instruction file (.json list or .jsonl)")
     try:
-        trainer = build_sft_trainer(cfg, resume=resume)
+        trainer = build(cfg, resume=resume)
         n_train, n_total = trainable_parameters(trainer.raw_model)
+        unit = "pairs" if hasattr(trainer, "preference_metrics") else "examples"
         trainer._print(
-            f"sft: {trainer.sft['n_train']} train / {trainer.sft['n_val']} val / "
-            f"{len(trainer.sft['test'])} test examples"
+            f"{type(trainer).__name__.removesuffix('Trainer').lower()}: "
+            f"{trainer.sft['n_train']} train / {trainer.sft['n_val']} val / "
+            f"{len(trainer.sft['test'])} test {unit}"
             + (f" (train packed into {trainer.sft['n_sequences']} sequences)" if cfg.pack else "")
             + f"; training {n_train:,} of {n_total:,} "
             "parameters" + (" (LoRA)" if trainer.sft["lora"] is not None else "")
         )
         summary = trainer.fit()
+        if hasattr(trainer, "preference_metrics") and trainer.val_loader is not None:
+            summary["preference"] = trainer.preference_metrics()
         summary.update(finish_run(trainer))
     finally:
         cleanup_distributed()

@@ -182,23 +182,19 @@ class Trainer:
         batches = [self.train_loader.next_batch() for _ in range(cfg.grad_accum_steps)]
         by_tokens = cfg.loss_normalization == "tokens"
         if by_tokens:
-            count = sum((y != IGNORE_INDEX).sum() for _, y, *_ in batches).float()  # type: ignore[union-attr]
+            count = sum(self.loss_units(b) for b in batches).float()  # type: ignore[union-attr]
             count = self._all_reduce(count).clamp(min=1.0)
             scale = self.dist.world_size / count  # DDP averages over ranks: undo that
         else:
             scale = 1.0 / cfg.grad_accum_steps
         reported = torch.zeros((), device=self.device)
         last = len(batches) - 1
-        for i, (x, y, *inputs) in enumerate(batches):
-            extra = inputs[0] if inputs else {}  # e.g. document_ids of packed rows
+        for i, batch in enumerate(batches):
             sync = i == last or not self.dist.is_distributed
             ctx = contextlib.nullcontext() if sync else self.model.no_sync()  # type: ignore[operator]
             with ctx:
                 with self._autocast():
-                    if by_tokens:
-                        _, loss = self.model(x, targets=y, loss_reduction="sum", **extra)
-                    else:
-                        _, loss = self.model(x, targets=y, **extra)
+                    loss = self.batch_loss(self.model, batch, "sum" if by_tokens else "mean")
                     loss = loss.float() * scale
                 self.scaler.scale(loss).backward()
             reported += loss.detach() / self.dist.world_size  # all-reduce sums the shares
@@ -209,6 +205,17 @@ class Trainer:
         self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
         return reported
+
+    # The two hooks a trainer for another objective (DPO) overrides.
+    def batch_loss(self, model: nn.Module, batch: tuple, reduction: str) -> torch.Tensor:
+        """The batch's loss, summed over its units or their mean (``reduction``)."""
+        x, y, *inputs = batch
+        extra = inputs[0] if inputs else {}  # e.g. document_ids of packed rows
+        return model(x, targets=y, loss_reduction=reduction, **extra)[1]
+
+    def loss_units(self, batch: tuple) -> torch.Tensor:
+        """What the loss is averaged over: the batch's real (not -100) target tokens."""
+        return (batch[1] != IGNORE_INDEX).sum()
 
     def _first_step_with_fallback(self) -> torch.Tensor:
         """Run the first step compiled; if compilation fails, warn and run it eagerly."""
@@ -237,12 +244,11 @@ class Trainer:
         self.raw_model.eval()
         total = torch.zeros((), device=self.device)
         count = torch.zeros((), device=self.device)
-        for x, y, *inputs in self.val_loader.eval_batches(n):
-            extra = inputs[0] if inputs else {}
+        for batch in self.val_loader.eval_batches(n):
             with self._autocast():
-                _, loss = self.raw_model(x, targets=y, loss_reduction="sum", **extra)
+                loss = self.batch_loss(self.raw_model, batch, "sum")
             total += loss.float()
-            count += (y != IGNORE_INDEX).sum()
+            count += self.loss_units(batch)
         self.raw_model.train()
         self._all_reduce(total)
         self._all_reduce(count)
