@@ -157,20 +157,23 @@ class DPOTrainer(SFTTrainer):
         return torch.tensor(batch[0].shape[0] // 2, device=batch[0].device)  # pairs
 
     @torch.no_grad()
-    def preference_metrics(self, loader=None) -> dict[str, float]:
-        """Mean reward margin, accuracy and loss over every batch of ``loader`` (val)."""
+    def preference_metrics(self, loader=None, model=None) -> dict[str, float]:
+        """Mean reward margin, accuracy and loss over every batch of ``loader`` (val), for
+        ``model`` (the one training; another one, e.g. trained elsewhere, to compare)."""
         loader = loader or self.val_loader
+        model = model or self.raw_model
         cfg: DPOConfig = self.sft["config"]
-        self.raw_model.eval()
+        was_training = model.training
+        model.eval()
         sums: dict[str, float] = {}
         n = 0
         for x, y, extra in loader.eval_batches(None):
-            policy = sequence_logps(self.raw_model, x, y).view(2, -1).t()
+            policy = sequence_logps(model, x, y).view(2, -1).t()
             losses, m = dpo_loss(policy, extra["reference"], cfg.beta, cfg.label_smoothing)
             for k, v in {**m, "loss": losses}.items():
                 sums[k] = sums.get(k, 0.0) + float(v.sum())
             n += len(losses)
-        self.raw_model.train()
+        model.train(was_training)
         return {k: v / max(n, 1) for k, v in sums.items()}
 
     def state_dict(self) -> dict[str, Any]:

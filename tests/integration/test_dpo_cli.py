@@ -66,3 +66,14 @@ def test_bad_preference_data_is_a_one_line_error(tmp_path, preferences, char_che
     assert main(["dpo", "--config", str(cfg), "beta=0"]) == 1
     assert "beta must be > 0" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("path", sorted((sft.ROOT / "configs" / "dpo").glob("*.yaml")), ids=str)
+def test_shipped_dpo_configs_parse(path):
+    from legollm.finetuning.dpo import DPOConfig
+
+    cfg = DPOConfig.from_yaml(path)
+    assert (sft.ROOT / cfg.data).name == "preference_data.json"
+    cfg.train_config()
+    if cfg.lora:
+        cfg.lora_config()
