@@ -42,7 +42,8 @@ def test_the_readme_has_examples_and_every_claim_has_its_block():
 
 @pytest.mark.parametrize("code", BLOCKS, ids=[block_id(c) for c in BLOCKS])
 def test_readme_python_block_runs(code: str, shared_data, tmp_path, monkeypatch, capsys):
-    code = code.replace("../shared/data", str(shared_data)).replace("/tmp/", f"{tmp_path}/")
+    # /tmp/ first: the shared data's own path may lie under /tmp
+    code = code.replace("/tmp/", f"{tmp_path}/").replace("../shared/data", str(shared_data))
     monkeypatch.chdir(REPO_ROOT)
     exec(compile(code, "README.md", "exec"), {"__name__": "__readme__"})
     printed = capsys.readouterr().out
