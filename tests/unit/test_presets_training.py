@@ -75,7 +75,36 @@ def test_trained_llama_exports_to_transformers(data_dir, tmp_path):
         assert (model(ids) - hf(ids).logits).abs().max() <= 1e-5
 
 
-@pytest.mark.parametrize("name", ["llama3:tiny", "qwen3:tiny", "mistral:tiny", "gpt2:gpt2"])
+def test_a_mixture_of_experts_trains_with_its_router_loss_and_exports(data_dir, tmp_path):
+    """mixtral:tiny (4 experts, top 2, router_aux_loss_coef 0.02) on the same Trainer."""
+    from transformers import MixtralForCausalLM
+
+    from legollm.components.moe import load_balancing_loss
+    from legollm.models import save_pretrained
+
+    over = _fast(data_dir, tmp_path / "run") + ["model=mixtral:tiny"]
+    trainer = build_trainer(TrainConfig.from_yaml(CONFIG, over))
+    model = trainer.raw_model
+    assert model.config.ffn == "moe" and model.config.router_aux_loss_coef == 0.02
+    trainer.fit()
+    losses = [r["loss"] for r in trainer.history if "loss" in r]
+    assert losses[-1] < losses[0]
+    ids = torch.randint(0, VOCAB, (2, 32))
+    model.eval()
+    with torch.no_grad():
+        _, with_router = model(ids, targets=ids)
+        lm = torch.nn.functional.cross_entropy(model(ids).flatten(0, 1), ids.flatten())
+        aux = load_balancing_loss([b.ffn.router_logits for b in model.blocks], 2)
+    torch.testing.assert_close(with_router, lm + 0.02 * aux)
+    save_pretrained(model, tmp_path / "hf", model_type="mixtral")
+    hf = MixtralForCausalLM.from_pretrained(tmp_path / "hf").eval()
+    with torch.no_grad():
+        assert (model(ids) - hf(ids).logits).abs().max() <= 1e-5
+
+
+@pytest.mark.parametrize(
+    "name", ["llama3:tiny", "qwen3:tiny", "mistral:tiny", "mixtral:tiny", "gpt2:gpt2"]
+)
 def test_architecture_presets_are_sized_by_the_run(name):
     cfg = TrainConfig.from_dict({"model": name, "block_size": 48})
     fields = model_config_dict(cfg, {"vocab_size": 65})
