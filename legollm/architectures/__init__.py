@@ -5,7 +5,7 @@ Presets are named ``family:name``, e.g. ``llama3:llama-3.2-1b``, ``qwen3:tiny``,
 one up by exact name.
 """
 
-from legollm.architectures import gpt2, llama3, mistral, mixtral, qwen3
+from legollm.architectures import gpt2, llama3, mistral, mixtral, qwen3, qwen3_moe
 from legollm.core.exceptions import ConfigError
 from legollm.models.config import ModelConfig
 
@@ -15,6 +15,7 @@ ARCHITECTURE_PRESETS: dict[str, dict[str, ModelConfig]] = {
     "qwen3": qwen3.PRESETS,
     "mistral": mistral.PRESETS,
     "mixtral": mixtral.PRESETS,
+    "qwen3_moe": qwen3_moe.PRESETS,
 }
 
 

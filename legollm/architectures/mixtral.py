@@ -55,6 +55,8 @@ def config_from_hf(hf: dict) -> ModelConfig:
 def config_to_hf(c: ModelConfig) -> dict:
     if c.ffn != "moe":
         raise ConfigError(f"mixtral is a mixture of experts; this model has ffn={c.ffn!r}")
+    if not c.moe_normalize_topk:
+        raise ConfigError("mixtral always renormalises the top-k weights: save as qwen3_moe")
     dense = dataclasses.replace(c, ffn="swiglu", n_experts=None)  # the shared Llama keys
     hf = hf_config(dense, "mixtral", "MixtralForCausalLM", supports=("sliding_window",))
     hf.update(

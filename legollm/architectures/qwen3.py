@@ -5,7 +5,7 @@ are RMS-normalised (``q_norm``/``k_norm``, one weight of size head_dim shared by
 all heads) before RoPE, which keeps attention logits bounded and training stable
 without QKV biases. Qwen 3 also decouples head_dim from hidden_size / n_head
 (0.6B: 1024 wide, 16 heads of 128) and ties embeddings on the small models.
-The mixture-of-experts models (model_type qwen3_moe) are not this architecture.
+The mixture-of-experts models (model_type qwen3_moe) are in qwen3_moe.py.
 """
 
 from __future__ import annotations

@@ -23,7 +23,8 @@ class Block(nn.Module):
         self.attn = CausalSelfAttention(c)
         self.ffn_norm = build_norm(c.norm, c.n_embd, c.norm_eps, c.norm_bias)
         if c.ffn == "moe":
-            self.ffn = MoE(c.n_embd, c.ffn_size, c.n_experts, c.n_experts_per_token, c.mlp_bias)
+            self.ffn = MoE(c.n_embd, c.ffn_size, c.n_experts, c.n_experts_per_token, c.mlp_bias,
+                           c.moe_normalize_topk)  # fmt: skip
         else:
             self.ffn = build_ffn(c.ffn, c.n_embd, c.ffn_size, c.mlp_bias, c.gelu_approximate)
         self.dropout = nn.Dropout(c.dropout)

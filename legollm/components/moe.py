@@ -4,6 +4,8 @@ A router (one linear layer) scores every expert for every token; the token goes
 through its top ``k`` experts only, and their outputs are mixed by the router's
 probabilities renormalised over the chosen k (Mixtral: 8 experts, k = 2, so a
 token pays for 2 feed-forwards while the layer holds 8 times the parameters).
+``normalize=False`` mixes by the raw probabilities instead (Qwen 3's
+``norm_topk_prob: false``), so the k weights sum to less than 1.
 
 The dispatch groups tokens by expert rather than running every expert on every
 token: the (token, expert) pairs are sorted by expert, each expert multiplies
@@ -28,20 +30,26 @@ from legollm.components.linear import Linear
 
 
 class MoE(nn.Module):
-    def __init__(self, dim: int, hidden: int, n_experts: int, top_k: int, bias: bool = False):
+    def __init__(
+        self, dim: int, hidden: int, n_experts: int, top_k: int, bias: bool = False,
+        normalize: bool = True,
+    ):  # fmt: skip
         super().__init__()
-        self.n_experts, self.top_k = n_experts, top_k
+        self.n_experts, self.top_k, self.normalize = n_experts, top_k, normalize
         self.router = Linear(dim, n_experts, bias=False)
         self.experts = nn.ModuleList(SwiGLU(dim, hidden, bias) for _ in range(n_experts))
         self.router_logits: torch.Tensor | None = None  # (tokens, n_experts) of the last call
 
     def route(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Each row's top-k experts (N, k) and their weights (N, k), summing to 1 per row."""
+        """Each row's top-k experts (N, k) and their weights (N, k), summing to 1 per row
+        when ``normalize``."""
         logits = self.router(x)
         self.router_logits = logits
         probs = logits.float().softmax(dim=-1)
         weights, experts = probs.topk(self.top_k, dim=-1)
-        return experts, (weights / weights.sum(dim=-1, keepdim=True)).to(x.dtype)
+        if self.normalize:
+            weights = weights / weights.sum(dim=-1, keepdim=True)
+        return experts, weights.to(x.dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shape = x.shape

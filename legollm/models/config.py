@@ -53,6 +53,7 @@ class ModelConfig:
     init_std: float = 0.02
     n_experts: int | None = None  # ffn="moe": SwiGLU experts per layer (Mixtral: 8)
     n_experts_per_token: int = 2  # ffn="moe": experts each token goes through
+    moe_normalize_topk: bool = True  # ffn="moe": mix the chosen k by renormalised probabilities
     router_aux_loss_coef: float = 0.0  # ffn="moe": weight of the load-balancing loss in training
 
     def __post_init__(self) -> None:

@@ -103,7 +103,8 @@ def test_a_mixture_of_experts_trains_with_its_router_loss_and_exports(data_dir, 
 
 
 @pytest.mark.parametrize(
-    "name", ["llama3:tiny", "qwen3:tiny", "mistral:tiny", "mixtral:tiny", "gpt2:gpt2"]
+    "name",
+    ["llama3:tiny", "qwen3:tiny", "mistral:tiny", "mixtral:tiny", "qwen3_moe:tiny", "gpt2:gpt2"],
 )
 def test_architecture_presets_are_sized_by_the_run(name):
     cfg = TrainConfig.from_dict({"model": name, "block_size": 48})

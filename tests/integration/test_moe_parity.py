@@ -1,15 +1,22 @@
-"""Mixtral against transformers: tiny random MixtralForCausalLM saved with save_pretrained.
+"""Mixture-of-experts models against transformers: tiny random MixtralForCausalLM and
+Qwen3MoeForCausalLM saved with save_pretrained.
 
-Logits, greedy generation (also with a sliding window shorter than the text),
-the training loss with the router's load-balancing term, and the export back to
-transformers.
+Logits, greedy generation (also with a sliding window shorter than the text, and
+Qwen's unnormalised top-k weights), the training loss with the router's
+load-balancing term, and the export back to transformers.
 """
 
 from __future__ import annotations
 
 import pytest
 import torch
-from transformers import AutoModelForCausalLM, MixtralConfig, MixtralForCausalLM
+from transformers import (
+    AutoModelForCausalLM,
+    MixtralConfig,
+    MixtralForCausalLM,
+    Qwen3MoeConfig,
+    Qwen3MoeForCausalLM,
+)
 
 from legollm.generation import generate
 from legollm.models import load_pretrained, save_pretrained
@@ -21,13 +28,30 @@ BASE = dict(
     max_position_embeddings=128, initializer_range=0.2, bos_token_id=None, eos_token_id=None,
     pad_token_id=None,
 )  # fmt: skip
-CASES = {"full": {}, "window": {"sliding_window": 8}, "top3of8": {"num_local_experts": 8, "num_experts_per_tok": 3}}  # fmt: skip
+QWEN = dict(moe_intermediate_size=48, head_dim=32, num_experts=8)  # head_dim != 64 / 4
+CASES = {
+    "mixtral": (MixtralForCausalLM, MixtralConfig, {}),
+    "mixtral-window": (MixtralForCausalLM, MixtralConfig, {"sliding_window": 8}),
+    "mixtral-top3of8": (MixtralForCausalLM, MixtralConfig,
+                        {"num_local_experts": 8, "num_experts_per_tok": 3}),
+    "qwen3_moe": (Qwen3MoeForCausalLM, Qwen3MoeConfig, {**QWEN, "norm_topk_prob": False}),
+    "qwen3_moe-normalized": (Qwen3MoeForCausalLM, Qwen3MoeConfig, {**QWEN, "norm_topk_prob": True}),
+}  # fmt: skip
+
+
+def build(case: str, **extra):
+    cls, cfg_cls, fields = CASES[case]
+    torch.manual_seed(0)
+    hf = cls(cfg_cls(**{**BASE, **fields, **extra}))
+    if cls is Qwen3MoeForCausalLM:  # transformers starts its routers at zero: all ties
+        for layer in hf.model.layers:
+            torch.nn.init.normal_(layer.mlp.gate.weight, std=0.2)
+    return hf
 
 
 @pytest.fixture(scope="module", params=list(CASES))
 def pair(request, tmp_path_factory):
-    torch.manual_seed(0)
-    hf = MixtralForCausalLM(MixtralConfig(**{**BASE, **CASES[request.param]})).eval()
+    hf = build(request.param).eval()
     path = tmp_path_factory.mktemp(request.param)
     hf.save_pretrained(path)
     return hf, load_pretrained(path)
@@ -55,10 +79,9 @@ def test_greedy_generation_of_a_padded_batch_equals_transformers(pair):
     assert len(set(got[1, 13:].tolist())) > 4  # a real sequence, not one repeated token
 
 
-def test_training_loss_with_the_router_term_equals_transformers(tmp_path):
-    torch.manual_seed(3)
-    cfg = MixtralConfig(**BASE, output_router_logits=True, router_aux_loss_coef=0.05)
-    hf = MixtralForCausalLM(cfg).train()
+@pytest.mark.parametrize("case", ["mixtral", "qwen3_moe"])
+def test_training_loss_with_the_router_term_equals_transformers(case, tmp_path):
+    hf = build(case, output_router_logits=True, router_aux_loss_coef=0.05).train()
     hf.save_pretrained(tmp_path)
     ours = load_pretrained(tmp_path).train()
     assert ours.config.router_aux_loss_coef == 0.05
@@ -72,12 +95,15 @@ def test_training_loss_with_the_router_term_equals_transformers(tmp_path):
 
 def test_export_reloads_in_transformers_with_the_same_logits(pair, tmp_path):
     hf, ours = pair
-    save_pretrained(ours, tmp_path, model_type="mixtral")
+    save_pretrained(ours, tmp_path, model_type=hf.config.model_type)
     back = AutoModelForCausalLM.from_pretrained(tmp_path).eval()
-    assert type(back) is MixtralForCausalLM
+    assert type(back) is type(hf)
     assert back.config.num_local_experts == hf.config.num_local_experts
     assert back.config.num_experts_per_tok == hf.config.num_experts_per_tok
     assert back.config.sliding_window == hf.config.sliding_window
+    assert getattr(back.config, "norm_topk_prob", None) == getattr(
+        hf.config, "norm_topk_prob", None
+    )
     ids = torch.randint(0, VOCAB, (2, 40))
     with torch.no_grad():
         assert (ours(ids) - back(ids).logits).abs().max().item() <= 1e-5
