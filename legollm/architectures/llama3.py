@@ -237,6 +237,32 @@ def weight_rules(qk_norm: bool = False) -> tuple[WeightRule, ...]:
     return tuple(rules)
 
 
+def moe_weight_rules(
+    dense: tuple[WeightRule, ...], block: str, router: str, experts: dict[str, str]
+) -> tuple[WeightRule, ...]:
+    """A dense map with the feed-forward's rules replaced by a mixture of experts'.
+
+    ``block`` is the HF name of a layer's MoE block (``block_sparse_moe``, ``mlp``),
+    ``router`` its router's name inside it, ``experts`` each expert matrix's HF name
+    -> ours (``{"w1": "gate_proj", ...}``); ``{e}`` runs over the experts.
+    """
+    hf, ours = _H + block + ".", _B + "ffn."
+    rules = [r for r in dense if ".mlp." not in r.hf]
+    rules.append(WeightRule(hf + f"{router}.weight", (ours + "router.weight",)))
+    for name, our_name in experts.items():
+        rules.append(
+            WeightRule(
+                hf + f"experts.{{e}}.{name}.weight", (ours + f"experts.{{e}}.{our_name}.weight",)
+            )
+        )
+    return tuple(rules)
+
+
+def router_loss_from_hf(hf: dict) -> float:
+    """transformers adds the router's load-balancing loss only with output_router_logits."""
+    return float(hf.get("router_aux_loss_coef", 0.0)) if hf.get("output_router_logits") else 0.0
+
+
 WEIGHT_RULES = weight_rules()
 
 SPEC = ArchitectureSpec(

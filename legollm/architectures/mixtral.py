@@ -15,12 +15,17 @@ from __future__ import annotations
 
 import dataclasses
 
-from legollm.architectures.llama3 import _B, _H, hf_config, llama_style
 from legollm.architectures.llama3 import config_from_hf as llama_config_from_hf
+from legollm.architectures.llama3 import (
+    hf_config,
+    llama_style,
+    moe_weight_rules,
+    router_loss_from_hf,
+)
 from legollm.architectures.llama3 import weight_rules as llama_weight_rules
 from legollm.core.exceptions import ConfigError
 from legollm.models.config import ModelConfig
-from legollm.models.registry import ArchitectureSpec, WeightRule, register_architecture
+from legollm.models.registry import ArchitectureSpec, register_architecture
 
 # Published config (mistralai/Mixtral-8x7B-v0.1/config.json); parameter count in the tests
 PRESETS: dict[str, ModelConfig] = {
@@ -45,10 +50,7 @@ def config_from_hf(hf: dict) -> ModelConfig:
         ffn="moe",
         n_experts=hf.get("num_local_experts", 8),
         n_experts_per_token=hf.get("num_experts_per_tok", 2),
-        # transformers adds the router loss only when asked to output the router logits
-        router_aux_loss_coef=float(hf.get("router_aux_loss_coef", 0.0))
-        if hf.get("output_router_logits")
-        else 0.0,
+        router_aux_loss_coef=router_loss_from_hf(hf),
     )
 
 
@@ -69,24 +71,18 @@ def config_to_hf(c: ModelConfig) -> dict:
     return hf
 
 
-def weight_rules() -> tuple[WeightRule, ...]:
-    """Llama's map with the feed-forward replaced by the router and the experts."""
-    rules = [r for r in llama_weight_rules() if ".mlp." not in r.hf]
-    moe, ffn = _H + "block_sparse_moe.", _B + "ffn."
-    rules.append(WeightRule(moe + "gate.weight", (ffn + "router.weight",)))
-    for hf_name, ours in (("w1", "gate_proj"), ("w2", "down_proj"), ("w3", "up_proj")):
-        rules.append(
-            WeightRule(
-                moe + f"experts.{{e}}.{hf_name}.weight", (ffn + f"experts.{{e}}.{ours}.weight",)
-            )
-        )
-    return tuple(rules)
+WEIGHT_RULES = moe_weight_rules(
+    llama_weight_rules(),
+    "block_sparse_moe",
+    "gate",
+    {"w1": "gate_proj", "w2": "down_proj", "w3": "up_proj"},
+)
 
 
 SPEC = ArchitectureSpec(
     model_type="mixtral",
     config_from_hf=config_from_hf,
     config_to_hf=config_to_hf,
-    weight_rules=weight_rules(),
+    weight_rules=WEIGHT_RULES,
 )
 register_architecture(SPEC)

@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import dataclasses
 
-from legollm.architectures.llama3 import _B, _H, llama_style
+from legollm.architectures.llama3 import llama_style, moe_weight_rules, router_loss_from_hf
 from legollm.architectures.llama3 import weight_rules as llama_weight_rules
 from legollm.architectures.qwen3 import config_from_hf as qwen3_config_from_hf
 from legollm.architectures.qwen3 import config_to_hf as qwen3_config_to_hf
 from legollm.core.exceptions import ConfigError, ModelLoadError
 from legollm.models.config import ModelConfig
-from legollm.models.registry import ArchitectureSpec, WeightRule, register_architecture
+from legollm.models.registry import ArchitectureSpec, register_architecture
 
 # Published config (Qwen/Qwen3-30B-A3B/config.json); parameter count in the tests
 PRESETS: dict[str, ModelConfig] = {
@@ -54,10 +54,7 @@ def config_from_hf(hf: dict) -> ModelConfig:
         n_experts=hf.get("num_experts", hf.get("num_local_experts")),
         n_experts_per_token=hf.get("num_experts_per_tok", 8),
         moe_normalize_topk=bool(hf.get("norm_topk_prob", False)),
-        # transformers adds the router loss only when asked to output the router logits
-        router_aux_loss_coef=float(hf.get("router_aux_loss_coef", 0.0))
-        if hf.get("output_router_logits")
-        else 0.0,
+        router_aux_loss_coef=router_loss_from_hf(hf),
     )
 
 
@@ -80,23 +77,18 @@ def config_to_hf(c: ModelConfig) -> dict:
     return hf
 
 
-def weight_rules() -> tuple[WeightRule, ...]:
-    """Qwen 3's map with the feed-forward replaced by the router and the experts."""
-    rules = [r for r in llama_weight_rules(qk_norm=True) if ".mlp." not in r.hf]
-    rules.append(WeightRule(_H + "mlp.gate.weight", (_B + "ffn.router.weight",)))
-    for proj in ("gate_proj", "up_proj", "down_proj"):
-        rules.append(
-            WeightRule(
-                _H + f"mlp.experts.{{e}}.{proj}.weight", (_B + f"ffn.experts.{{e}}.{proj}.weight",)
-            )
-        )
-    return tuple(rules)
+WEIGHT_RULES = moe_weight_rules(
+    llama_weight_rules(qk_norm=True),
+    "mlp",
+    "gate",
+    {p: p for p in ("gate_proj", "up_proj", "down_proj")},
+)
 
 
 SPEC = ArchitectureSpec(
     model_type="qwen3_moe",
     config_from_hf=config_from_hf,
     config_to_hf=config_to_hf,
-    weight_rules=weight_rules(),
+    weight_rules=WEIGHT_RULES,
 )
 register_architecture(SPEC)
