@@ -1,1 +1,1 @@
-"""Instruction fine-tuning: prompt formats, chat templates, datasets, SFT."""
+"""Fine-tuning: prompt formats, chat templates, datasets, SFT and DPO."""

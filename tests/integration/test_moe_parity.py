@@ -107,3 +107,24 @@ def test_export_reloads_in_transformers_with_the_same_logits(pair, tmp_path):
     ids = torch.randint(0, VOCAB, (2, 40))
     with torch.no_grad():
         assert (ours(ids) - back(ids).logits).abs().max().item() <= 1e-5
+
+
+def test_legollm_generate_on_a_mixtral_dir_prints_what_transformers_generates(tmp_path, capsys):
+    """The command end to end: load (and re-lay for decoding) an HF Mixtral dir with a
+    tokenizer.json, stream greedy text; the oracle is transformers, decoded by tokenizers."""
+    from legollm.cli.main import main
+    from tests.integration._hf_dirs import make_tokenizer_json
+
+    tok = make_tokenizer_json(tmp_path)
+    torch.manual_seed(0)
+    hf = MixtralForCausalLM(MixtralConfig(**{**BASE, "vocab_size": tok.get_vocab_size()})).eval()
+    hf.save_pretrained(tmp_path)
+    prompt = "hello world"
+    x = torch.tensor([tok.encode(prompt).ids])
+    new = hf.generate(x, attention_mask=torch.ones_like(x), max_new_tokens=20, do_sample=False,
+                      pad_token_id=0)[0, x.shape[1] :].tolist()  # fmt: skip
+    want = tok.decode(new, skip_special_tokens=False)
+    argv = ["generate", str(tmp_path), "--prompt", prompt, "--strategy", "greedy",
+            "--max-new-tokens", "20"]  # fmt: skip
+    assert main(argv) == 0
+    assert capsys.readouterr().out == prompt + want + "\n"
