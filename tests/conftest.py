@@ -14,6 +14,11 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
+# `precision: auto` picks bf16 on CPUs that compute it natively; the tests' fp32 oracles
+# must hold on any CPU, so the verdict is pinned to "not native" here (and in the CLI
+# subprocesses, which inherit it). tests/unit/test_runtime.py covers both verdicts.
+os.environ.setdefault("LEGOLLM_CPU_BF16", "0")
+
 
 def _shared_data_dir() -> Path:
     env = os.environ.get("LEGOLLM_SHARED_DATA")

@@ -69,8 +69,8 @@ def load_from_args(args: argparse.Namespace):
     import torch
 
     from legollm.components.linear import store_by_columns
+    from legollm.core.runtime import resolve_device
     from legollm.generation.loading import load_model_tokenizer_info
-    from legollm.training.trainer import resolve_device
 
     device = resolve_device(args.device or "auto")
     dtype = getattr(torch, args.dtype) if args.dtype else None

@@ -182,9 +182,9 @@ def setup_finetuning(cfg: SFTConfig, prepare) -> SimpleNamespace:
     (``prepare(cfg, fmt, tokenizer, max_length) -> (train, val, test_records)``, each
     example's input ids at its even places), LoRA, the TrainConfig and the device.
     """
+    from legollm.core.runtime import resolve_device
     from legollm.finetuning.formats import get_format
     from legollm.training.distributed import init_distributed
-    from legollm.training.trainer import resolve_device
 
     info = init_distributed()
     torch.manual_seed(cfg.train_config().seed)  # LoRA's A init and dropout: the same every run

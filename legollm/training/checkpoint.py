@@ -36,17 +36,6 @@ _PREFIXES = ("_orig_mod.", "module.")
 REQUIRED_KEYS = ("model", "model_config")
 
 
-def unwrap_model(model: nn.Module) -> nn.Module:
-    """Peel DDP (``.module``) and ``torch.compile`` (``._orig_mod``) wrappers off a model."""
-    while True:
-        if hasattr(model, "_orig_mod"):
-            model = model._orig_mod
-        elif isinstance(model, nn.parallel.DistributedDataParallel):
-            model = model.module
-        else:
-            return model
-
-
 def clean_state_dict(state: dict[str, Any]) -> dict[str, Any]:
     """Strip wrapper prefixes from keys (for state dicts saved by other tools)."""
     out = {}
@@ -150,5 +139,4 @@ __all__ = [
     "rng_state",
     "save_checkpoint",
     "set_rng_state",
-    "unwrap_model",
 ]

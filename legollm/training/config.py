@@ -61,7 +61,7 @@ class TrainConfig:
     wandb_project: str = "legollm"
     # device and speed
     device: str = "auto"  # auto | cpu | cuda | mps
-    precision: str = "auto"  # auto (bf16 on capable CUDA, else fp32) | fp32 | bf16 | fp16
+    precision: str = "auto"  # auto (bf16 where native: CUDA, AVX512-BF16/AMX) | fp32 | bf16 | fp16
     compile: bool = False
     threads: int | None = None  # torch intra-op threads on CPU; None = torch's default
     seed: int = 1337

@@ -13,10 +13,11 @@ from typing import Any
 import torch
 
 from legollm.core.exceptions import DataError, TrainingError
+from legollm.core.runtime import resolve_device
 from legollm.training.config import TrainConfig
 from legollm.training.distributed import init_distributed
 from legollm.training.presets import model_preset
-from legollm.training.trainer import Trainer, resolve_device
+from legollm.training.trainer import Trainer
 
 
 def model_config_dict(cfg: TrainConfig, meta: dict[str, Any]) -> dict[str, Any]:
