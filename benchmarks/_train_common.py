@@ -3,6 +3,8 @@ train.py's description, and the same evaluation for both models.
 
 nanoGPT is not on PyPI and is not vendored: fetch karpathy/nanoGPT, copy its
 ``model.py`` somewhere (e.g. /tmp/nanogpt/model.py) and pass ``--nanogpt-path``.
+Without it, transformers' GPT2LMHeadModel (the same architecture) stands in for
+nanoGPT's model in the same loop, and the script says so.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
+from torch import nn
 
 
 def import_nanogpt(path: str):
@@ -28,6 +32,43 @@ def import_nanogpt(path: str):
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
+
+
+class HFGPT2(nn.Module):
+    """transformers' GPT2LMHeadModel behind nanoGPT's interface: ``model(x, y)`` returns
+    ``(logits, loss)`` and ``configure_optimizers`` decays only the >= 2-D weights."""
+
+    def __init__(self, block_size: int, vocab_size: int, n_layer: int, n_head: int, n_embd: int):
+        super().__init__()
+        from transformers import GPT2Config, GPT2LMHeadModel
+
+        cfg = GPT2Config(n_positions=block_size, vocab_size=vocab_size, n_layer=n_layer,
+                         n_head=n_head, n_embd=n_embd, resid_pdrop=0.0, embd_pdrop=0.0,
+                         attn_pdrop=0.0, bos_token_id=None, eos_token_id=None)  # fmt: skip
+        self.hf = GPT2LMHeadModel(cfg)
+
+    def forward(self, x, y=None):
+        logits = self.hf(input_ids=x).logits
+        loss = None if y is None else F.cross_entropy(logits.flatten(0, 1), y.flatten())
+        return logits, loss
+
+    def configure_optimizers(self, weight_decay, lr, betas, device_type):
+        params = [p for p in self.parameters() if p.requires_grad]
+        groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
+                  {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]  # fmt: skip
+        return torch.optim.AdamW(groups, lr=lr, betas=betas)
+
+
+def anchor_gpt(nanogpt_path: str | None, **shape) -> tuple[nn.Module, str]:
+    """nanoGPT's GPT from ``nanogpt_path`` with ``shape`` (block_size, vocab_size, n_layer,
+    n_head, n_embd), or transformers' GPT-2 of that shape when no path is given;
+    returns (model, its name for the printout)."""
+    if nanogpt_path:
+        ng = import_nanogpt(nanogpt_path)
+        return ng.GPT(ng.GPTConfig(dropout=0.0, bias=True, **shape)), "nanoGPT"
+    print("skipped nanoGPT: no --nanogpt-path given; transformers' GPT2LMHeadModel stands in "
+          "for its model in the same loop", flush=True)  # fmt: skip
+    return HFGPT2(**shape), "transformers GPT-2"
 
 
 def nanogpt_lr(it: int, lr: float, min_lr: float, warmup: int, decay_iters: int) -> float:

@@ -1,6 +1,7 @@
 """Decoding speed: LegoLLM generate vs transformers' generate and nanoGPT's, same weights.
 
     uv run python benchmarks/bench_generate.py [--nanogpt-path /tmp/nanogpt/model.py]
+    uv run python benchmarks/bench_generate.py --smoke    # a 1-layer, 64-wide GPT-2, seconds
 
 GPT-2 124M config, random weights saved by transformers and loaded by ours (and
 copied into nanoGPT's GPT); CPU, fp32, greedy, a 16-token prompt and 128 new
@@ -22,6 +23,7 @@ import time
 
 import torch
 import torch.nn.functional as F
+from _smoke import parse_args, skipped
 from _train_common import import_nanogpt
 from transformers import GPT2Config, GPT2LMHeadModel
 
@@ -59,9 +61,11 @@ def reference_speeds(model) -> tuple[float, float]:
     return memory, unsplit
 
 
-def nanogpt_from_hf(nanogpt, hf: GPT2LMHeadModel, n_layer: int):
+def nanogpt_from_hf(nanogpt, hf: GPT2LMHeadModel):
     """nanoGPT's GPT with transformers' weights (Conv1D (in, out) -> Linear (out, in))."""
-    model = nanogpt.GPT(nanogpt.GPTConfig(n_layer=n_layer, bias=True, vocab_size=50257))
+    c = hf.config
+    model = nanogpt.GPT(nanogpt.GPTConfig(n_layer=c.n_layer, n_head=c.n_head, n_embd=c.n_embd,
+                                          bias=True, vocab_size=50257))  # fmt: skip
     conv1d = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
     hf_state = hf.state_dict()
     state = {k: (hf_state[k].t() if k.endswith(conv1d) else hf_state[k]) for k in model.state_dict()
@@ -73,15 +77,18 @@ def nanogpt_from_hf(nanogpt, hf: GPT2LMHeadModel, n_layer: int):
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--n-layer", type=int, default=12)
+    p.add_argument("--n-head", type=int, default=12)
+    p.add_argument("--n-embd", type=int, default=768)
     p.add_argument("--new", type=int, default=128)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument(
         "--nanogpt-path", help="nanoGPT's model.py (or its folder) for the cache-less anchor"
     )
-    args = p.parse_args()
+    args = parse_args(p, dict(n_layer=1, n_head=2, n_embd=64, new=16, threads=1))
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    hf = GPT2LMHeadModel(GPT2Config(n_layer=args.n_layer)).eval()
+    shape = dict(n_layer=args.n_layer, n_head=args.n_head, n_embd=args.n_embd)
+    hf = GPT2LMHeadModel(GPT2Config(**shape)).eval()
     with tempfile.TemporaryDirectory() as d:
         hf.save_pretrained(d)
         ours = load_pretrained(d)
@@ -117,7 +124,7 @@ def main() -> None:
         f"  time to first token: legollm {ttft_ours * 1e3:.0f} ms, transformers {ttft_hf * 1e3:.0f} ms"
     )
     if args.nanogpt_path:
-        nano = nanogpt_from_hf(import_nanogpt(args.nanogpt_path), hf, args.n_layer)
+        nano = nanogpt_from_hf(import_nanogpt(args.nanogpt_path), hf)
         with torch.inference_mode():
             same = nano.generate(prompt, 16, top_k=1)
         assert torch.equal(same, run_ours(16)), "nanoGPT's greedy tokens differ"
@@ -131,6 +138,8 @@ def main() -> None:
             f"  nanoGPT generate (no KV cache): {tps_nano:6.1f} new tokens/s, "
             f"legollm {tps_ours / tps_nano:.1f}x"
         )
+    else:
+        skipped("nanoGPT's cache-less generate", "no --nanogpt-path given")
     prompt8 = torch.randint(0, 50257, (8, 16))
     t8_ours = timed(lambda: generate(ours, prompt8, args.new))
     with torch.inference_mode():

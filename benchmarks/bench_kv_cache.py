@@ -1,6 +1,7 @@
 """KV-cache memory of a sliding-window model, and GQA decoding speed: LegoLLM vs transformers.
 
     uv run python benchmarks/bench_kv_cache.py [--window-new 4096] [--gqa-new 512]
+    uv run python benchmarks/bench_kv_cache.py --smoke     # small models, seconds
 
 Both sides run the same random weights (saved by transformers, loaded by ours),
 CPU, fp32, greedy, batch 1, a 16-token prompt, in one process.
@@ -27,6 +28,7 @@ import tempfile
 import time
 
 import torch
+from _smoke import parse_args
 from transformers import LlamaConfig, LlamaForCausalLM, MistralConfig, MistralForCausalLM
 
 from legollm.components.linear import store_by_columns
@@ -99,14 +101,14 @@ def timed(fn, repeats: int = 2) -> float:
     return best
 
 
-def speed(new: int) -> None:
+def speed(new: int, dim: int, vocab: int) -> None:
     hf, ours = build(
-        LlamaForCausalLM, LlamaConfig, vocab_size=32000, hidden_size=512, intermediate_size=1376,
-        num_hidden_layers=4, num_attention_heads=8, num_key_value_heads=2,
-        max_position_embeddings=2048,
+        LlamaForCausalLM, LlamaConfig, vocab_size=vocab, hidden_size=dim,
+        intermediate_size=dim * 43 // 16, num_hidden_layers=4, num_attention_heads=8,
+        num_key_value_heads=2, max_position_embeddings=2048,
     )  # fmt: skip
     store_by_columns(ours)
-    prompt = torch.randint(0, 32000, (1, PROMPT))
+    prompt = torch.randint(0, vocab, (1, PROMPT))
 
     def run_ours(n=new):
         return generate(ours, prompt, n)
@@ -116,7 +118,8 @@ def speed(new: int) -> None:
             return hf.generate(prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=n,
                                min_new_tokens=n, do_sample=False, pad_token_id=0)  # fmt: skip
 
-    assert torch.equal(run_ours(32), run_hf(32)), "greedy tokens differ from transformers'"
+    check = min(32, new)
+    assert torch.equal(run_ours(check), run_hf(check)), "greedy tokens differ from transformers'"
     tps_ours, tps_hf = new / timed(run_ours), new / timed(run_hf)
     print(f"(b) GQA decoding (8 query heads, 2 kv heads), batch 1, {new} new tokens")
     print(f"  transformers {tps_hf:6.1f} new tokens/s")
@@ -128,11 +131,14 @@ def main() -> None:
     p.add_argument("--window-new", type=int, default=4096, help="(a) new tokens")
     p.add_argument("--window", type=int, default=1024, help="(a) sliding window")
     p.add_argument("--gqa-new", type=int, default=512, help="(b) new tokens")
+    p.add_argument("--gqa-dim", type=int, default=512, help="(b) model width")
+    p.add_argument("--gqa-vocab", type=int, default=32000, help="(b) vocabulary")
     p.add_argument("--threads", type=int, default=2)
-    args = p.parse_args()
+    smoke = dict(window_new=48, window=16, gqa_new=16, gqa_dim=64, gqa_vocab=1000, threads=1)
+    args = parse_args(p, smoke)
     torch.set_num_threads(args.threads)
     memory(args.window_new, args.window)
-    speed(args.gqa_new)
+    speed(args.gqa_new, args.gqa_dim, args.gqa_vocab)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ Both shipped configs run on the same Trainer: configs/train/shakespeare_char_cpu
 Prints one Markdown table with parameters, val loss and training tokens/s.
 
     flock /tmp/legollm-bench.lock uv run python benchmarks/bench_lego_compare.py --steps 2000
-    uv run python benchmarks/bench_lego_compare.py --steps 50      # a smoke run
+    uv run python benchmarks/bench_lego_compare.py --smoke    # 5 steps each, seconds
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import torch
 import yaml
 
 sys.path.insert(0, str(Path(__file__).parent))
+from _smoke import parse_args  # noqa: E402
 from _train_common import val_loss  # noqa: E402
 from bench_train_shakespeare import prepared  # noqa: E402
 
@@ -66,7 +67,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--compile", action="store_true", help="torch.compile both (CPU inductor)")
     ap.add_argument("--precision", default="fp32", help="fp32 | bf16 (CPU autocast)")
-    args = ap.parse_args()
+    args = parse_args(ap, dict(steps=5, eval_batches=2, threads=1))
+    if args.smoke and not args.data:  # a fresh dir: never race another run's preparation
+        args.data = str(Path(tempfile.mkdtemp(prefix="legollm_smoke_")) / "data")
     torch.set_num_threads(args.threads)
 
     data = prepared(args.data)
@@ -77,6 +80,8 @@ def main() -> None:
     print("|---|---|---|---|---|")
     for name, n, loss, seconds, tps in rows:
         print(f"| {name} | {n / 1e6:.2f}M | {loss:.4f} | {seconds:.1f} s | {tps:,.0f} |")
+    (gpt2, *_, gpt2_tps), (llama, *_, llama_tps) = rows
+    print(f"\ntokens/s ratio {llama} / {gpt2}: {llama_tps / gpt2_tps:.2f}x")
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ runs in a fresh subprocess and reports peak RSS (VmHWM, reset after the
 imports) minus the RSS after imports, so only the load itself is counted. Target: <= 1.5x the file size.
 
     flock /tmp/legollm-bench.lock uv run python benchmarks/bench_load_memory.py --n-layer 12
+    uv run python benchmarks/bench_load_memory.py --smoke    # a 1-layer, 64-wide GPT-2
 """
 
 import argparse
@@ -12,6 +13,8 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from _smoke import parse_args
 
 CHILD = r"""
 import sys, torch
@@ -33,11 +36,15 @@ print((kib("VmHWM") - base) * 1024)
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n-layer", type=int, default=12, help="12 = GPT-2 124M")
-    args = ap.parse_args()
+    ap.add_argument("--n-embd", type=int, default=768)
+    ap.add_argument("--n-head", type=int, default=12)
+    args = parse_args(ap, dict(n_layer=1, n_embd=64, n_head=2))
     from transformers import GPT2Config, GPT2LMHeadModel
 
+    peaks = {}
     with tempfile.TemporaryDirectory() as d:
-        GPT2LMHeadModel(GPT2Config(n_layer=args.n_layer)).save_pretrained(d)
+        shape = dict(n_layer=args.n_layer, n_embd=args.n_embd, n_head=args.n_head)
+        GPT2LMHeadModel(GPT2Config(**shape)).save_pretrained(d)
         disk = sum(p.stat().st_size for p in Path(d).glob("*.safetensors"))
         print(f"checkpoint on disk: {disk / 2**20:.0f} MiB")
         for which in ("ours", "transformers"):
@@ -46,8 +53,10 @@ def main() -> None:
             )
             if out.returncode:
                 sys.exit(out.stderr)
-            peak = int(out.stdout.strip().splitlines()[-1])
+            peaks[which] = peak = int(out.stdout.strip().splitlines()[-1])
             print(f"{which:>12}: peak +{peak / 2**20:.0f} MiB = {peak / disk:.2f}x disk")
+    print(f"ratio ours / file size: {peaks['ours'] / disk:.2f}x (target <= 1.5x); "
+          f"ours / transformers: {peaks['ours'] / max(peaks['transformers'], 1):.2f}x")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ draw ``batch_size`` random offsets with torch, and build x and y each by
 ``torch.stack`` of ``torch.from_numpy(data[i:i+block].astype(np.int64))`` per row.
 
     flock /tmp/legollm-bench.lock uv run python benchmarks/bench_loader.py
-    uv run python benchmarks/bench_loader.py --tokens 2000000 --iters 200   # smoke
+    uv run python benchmarks/bench_loader.py --smoke
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _smoke import parse_args
 
 from legollm.data import TokenDataLoader
 
@@ -48,8 +49,9 @@ def main() -> None:
     ap.add_argument("--block-size", type=int, default=1024)
     ap.add_argument("--iters", type=int, default=2000)
     ap.add_argument("--repeats", type=int, default=3)
-    args = ap.parse_args()
-    torch.set_num_threads(2)
+    ap.add_argument("--threads", type=int, default=2)
+    args = parse_args(ap, dict(tokens=200_000, block_size=256, iters=50, repeats=1, threads=1))
+    torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as d:
         path = Path(d) / "train.bin"
         rng = np.random.default_rng(0)

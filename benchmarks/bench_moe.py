@@ -13,6 +13,7 @@ of 704, top 2, GQA 8/2 heads) is made by transformers, saved with
 Run it alone: a second busy process on a 2-core machine stalls PyTorch's threads.
 
     uv run python benchmarks/bench_moe.py
+    uv run python benchmarks/bench_moe.py --smoke    # 1 layer, 64 wide, seconds
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import tempfile
 import time
 
 import torch
+from _smoke import parse_args
 from transformers import MixtralConfig, MixtralForCausalLM
 
 from legollm.components.linear import store_by_columns
@@ -49,7 +51,10 @@ def main() -> None:
     ap.add_argument("--new", type=int, default=128)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
-    args = ap.parse_args()
+    ap.add_argument("--block-size", type=int, default=256, help="tokens per row of the batch of 4")
+    smoke = dict(layers=1, dim=64, experts=4, vocab=1000, new=8, repeats=1, block_size=32,
+                 threads=1)  # fmt: skip
+    args = parse_args(ap, smoke)
     torch.set_num_threads(args.threads)
 
     cfg = MixtralConfig(
@@ -67,7 +72,8 @@ def main() -> None:
     print(f"{n / 1e6:.1f}M parameters, {args.experts} experts, top {args.top_k}, "
           f"{args.threads} threads, float32")  # fmt: skip
 
-    batch = torch.randint(0, args.vocab, (4, 257), generator=torch.Generator().manual_seed(1))
+    gen = torch.Generator().manual_seed(1)
+    batch = torch.randint(0, args.vocab, (4, args.block_size + 1), generator=gen)
     x, y = batch[:, :-1], batch[:, 1:]
     with torch.inference_mode():
         diff = (ours(x) - hf(x).logits).abs().max().item()
@@ -77,7 +83,7 @@ def main() -> None:
             "transformers": best_of(lambda: hf(x), args.repeats),
         }
     tokens = x.numel()
-    print(f"forward, batch 4 x 256: legollm {tokens / fwd['legollm']:,.0f} tokens/s, "
+    print(f"forward, batch 4 x {args.block_size}: legollm {tokens / fwd['legollm']:,.0f} tokens/s, "
           f"transformers {tokens / fwd['transformers']:,.0f}, "
           f"ratio {fwd['transformers'] / fwd['legollm']:.2f}x")  # fmt: skip
 
@@ -120,7 +126,7 @@ def main() -> None:
         train_step(name)  # AdamW state, allocator
         train[name] = best_of(lambda name=name: train_step(name), args.repeats)
     ours.eval(), hf.eval()
-    print(f"training step, batch 4 x 256: legollm {tokens / train['legollm']:,.0f} tokens/s, "
+    print(f"training step, batch 4 x {args.block_size}: legollm {tokens / train['legollm']:,.0f} tokens/s, "
           f"transformers {tokens / train['transformers']:,.0f}, "
           f"ratio {train['transformers'] / train['legollm']:.2f}x")  # fmt: skip
 

@@ -8,7 +8,8 @@ same file and the same documents (paragraph groups of ~8 KB); ours is timed end 
 end (read, split, tokenize on all cores, shuffle, split by documents, write, hash).
 
     flock /tmp/legollm-bench.lock uv run python benchmarks/bench_prepare.py
-    uv run python benchmarks/bench_prepare.py --max-mb 1     # smoke run on the first 1 MB
+    uv run python benchmarks/bench_prepare.py --max-mb 1     # the first 1 MB
+    uv run python benchmarks/bench_prepare.py --smoke        # the first 0.1 MB, once
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _smoke import parse_args
 
 from legollm.data.prepare import PrepareConfig, iter_documents, prepare_dataset
 
@@ -56,7 +58,7 @@ def main() -> None:
     ap.add_argument("--max-mb", type=float, default=None, help="use only the first N MB")
     ap.add_argument("--workers", type=int, default=os.cpu_count())
     ap.add_argument("--repeats", type=int, default=2)
-    args = ap.parse_args()
+    args = parse_args(ap, dict(max_mb=0.1, repeats=1))
     torch.set_num_threads(2)
     with tempfile.TemporaryDirectory() as d:
         d = Path(d)

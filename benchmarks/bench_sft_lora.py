@@ -14,7 +14,8 @@ Claim checked: LoRA keeps >= 3x less optimizer state and ends within 10% of full
 validation loss.
 
     flock /tmp/legollm-bench.lock uv run python benchmarks/bench_sft_lora.py
-    uv run python benchmarks/bench_sft_lora.py --steps 10 --pretrain-iters 20   # smoke
+    uv run python benchmarks/bench_sft_lora.py --steps 10 --pretrain-iters 20
+    uv run python benchmarks/bench_sft_lora.py --smoke    # tiny base and data, a temp dir
 """
 
 from __future__ import annotations
@@ -24,10 +25,12 @@ import json
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import torch
+from _smoke import parse_args
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
@@ -50,9 +53,19 @@ def reset_peak_rss() -> bool:
     return True
 
 
-def pretrained_base(out: Path, iters: int, threads: int) -> Path:
-    """A GPT-2-BPE model of the Shakespeare-CPU shape, pretrained on the Python docs."""
-    base = out / f"base_{iters}"
+def subset(path: Path, records: int | None, out: Path) -> Path:
+    """``path`` (a JSON list), or its first ``records`` records written into ``out``."""
+    if not records:
+        return path
+    small = out / f"{path.stem}_{records}.json"
+    small.write_text(json.dumps(json.loads(path.read_text())[:records]))
+    return small
+
+
+def pretrained_base(out: Path, iters: int, threads: int, chars: int = 3_000_000) -> Path:
+    """A GPT-2-BPE model of the Shakespeare-CPU shape, pretrained on the first ``chars``
+    characters of the Python docs."""
+    base = out / (f"base_{iters}" if chars == 3_000_000 else f"base_{iters}_{chars}")
     if (base / "latest.pt").is_file():
         return base / "latest.pt"
     import yaml
@@ -61,12 +74,12 @@ def pretrained_base(out: Path, iters: int, threads: int) -> Path:
     from legollm.training.config import TrainConfig
     from legollm.training.run import build_trainer
 
-    text = (SHARED / "text" / "python_docs.txt").read_text()[:3_000_000]
+    text = (SHARED / "text" / "python_docs.txt").read_text()[:chars]
     (out / "pretrain").mkdir(parents=True, exist_ok=True)
-    (out / "pretrain" / "python_docs_3mb.txt").write_text(text)
+    (out / "pretrain" / f"python_docs_{chars}.txt").write_text(text)
     data = prepare_dataset(
-        inputs=[str(out / "pretrain" / "python_docs_3mb.txt")],
-        output_dir=str(out / "pretrain" / "data"),
+        inputs=[str(out / "pretrain" / f"python_docs_{chars}.txt")],
+        output_dir=str(out / "pretrain" / f"data_{chars}"),
         tokenizer="gpt2",
         encoder_json=str(SHARED / "gpt2" / "encoder.json"),
         vocab_bpe=str(SHARED / "gpt2" / "vocab.bpe"),
@@ -82,7 +95,7 @@ def pretrained_base(out: Path, iters: int, threads: int) -> Path:
                       eval_iters=10, log_interval=max(1, iters // 10), device="cpu",
                       precision="fp32", threads=threads, plot=False, progress=False,
                       seed=1337)  # fmt: skip
-    print(f"pretraining the base: {iters} steps on 3 MB of Python docs ...", flush=True)
+    print(f"pretraining the base: {iters} steps on {chars / 1e6:g} MB of Python docs", flush=True)
     build_trainer(cfg).fit()
     return base / "latest.pt"
 
@@ -95,7 +108,8 @@ def run_mode(args: argparse.Namespace) -> dict:
     torch.set_num_threads(args.threads)
     lora = LoRAConfig.parse(args.lora).to_dict() if args.mode == "lora" else None
     lr = args.lora_lr if lora else args.full_lr
-    cfg = SFTConfig(init=args.base, data=str(DATA), max_length=128, max_test_responses=0,
+    data = subset(DATA, args.records, Path(args.out))
+    cfg = SFTConfig(init=args.base, data=str(data), max_length=128, max_test_responses=0,
                     lora=lora, split_seed=123,
                     train={"run_dir": str(Path(args.out) / args.mode), "batch_size": args.batch_size,
                            "max_iters": args.steps, "lr": lr, "min_lr": lr / 10,
@@ -199,6 +213,7 @@ def table(results: list[dict], args: argparse.Namespace, load: str) -> str:
         f"({'PASS' if gap <= 0.10 else 'FAIL'}: needs within 10%)",
         f"- LoRA {gap_blocks:+.1%} vs full FT with the token embedding frozen: what LoRA leaves "
         "out is the embedding / LM head, not rank",
+        f"- optimizer-state ratio full FT / LoRA: {state_ratio:.1f}x",
     ]
     return "\n".join(lines) + "\n"
 
@@ -209,6 +224,8 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--pretrain-iters", type=int, default=400)
     ap.add_argument("--pretrain-only", action="store_true", help="build (cache) the base, stop")
+    ap.add_argument("--pretrain-chars", type=int, default=3_000_000, help="of the Python docs")
+    ap.add_argument("--records", type=int, default=0, help="the first N instructions (0: all)")
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--full-lr", type=float, default=5e-4)
     ap.add_argument("--lora-lr", type=float, default=3e-3)
@@ -217,7 +234,11 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--mode", choices=["full", "lora", "blocks"], help=argparse.SUPPRESS)
     ap.add_argument("--base", help=argparse.SUPPRESS)
-    args = ap.parse_args()
+    smoke = dict(steps=3, pretrain_iters=3, pretrain_chars=100_000, records=60, batch_size=2,
+                 threads=1)  # fmt: skip
+    args = parse_args(ap, smoke)
+    if args.smoke and "--out" not in sys.argv:
+        args.out = tempfile.mkdtemp(prefix="legollm_smoke_sft_")
     if args.mode:  # child process: one mode, JSON on the last line
         print(json.dumps(run_mode(args)), flush=True)
         return
@@ -225,7 +246,7 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     load = Path("/proc/loadavg").read_text().split()[0]
-    base = pretrained_base(out, args.pretrain_iters, args.threads)
+    base = pretrained_base(out, args.pretrain_iters, args.threads, args.pretrain_chars)
     if args.pretrain_only:
         print(f"base: {base}")
         return
@@ -233,7 +254,7 @@ def main() -> None:
     for mode in ("full", "lora", "blocks"):
         cmd = [sys.executable, __file__, "--mode", mode, "--base", str(base)]
         for k in ("out", "steps", "pretrain_iters", "batch_size", "full_lr", "lora_lr",
-                  "lora", "threads", "device"):  # fmt: skip
+                  "lora", "threads", "device", "records"):  # fmt: skip
             cmd += [f"--{k.replace('_', '-')}", str(getattr(args, k))]
         print(f"fine-tuning: {mode} ...", flush=True)
         proc = subprocess.run(cmd, capture_output=True, text=True)

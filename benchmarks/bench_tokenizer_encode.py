@@ -1,6 +1,7 @@
 """GPT-2 encoding throughput: LegoLLM vs tiktoken on the same text, same run.
 
     uv run python benchmarks/bench_tokenizer_encode.py
+    uv run python benchmarks/bench_tokenizer_encode.py --smoke    # the first 0.1 MB, once
 
 Both are built offline from ../shared/data/gpt2, outside the timed region. One
 process: encode_ordinary on the whole file (our chunk cache starts cold: a fresh
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import tiktoken
 import tiktoken.load
+from _smoke import parse_args
 
 from legollm.core.tokenization import GPT2_SPLIT_PATTERN, RegexBPETokenizer
 
@@ -46,9 +48,12 @@ def main() -> None:
     p.add_argument("--file", default=str(SHARED / "text" / "python_docs.txt"))
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--repeat", type=int, default=3, help="runs per measurement; best is kept")
-    args = p.parse_args()
+    p.add_argument("--max-mb", type=float, default=None, help="use only the first N MB")
+    args = parse_args(p, dict(max_mb=0.1, repeat=1))
     gpt2 = SHARED / "gpt2"
     text = Path(args.file).read_text(encoding="utf-8")
+    if args.max_mb:
+        text = text[: int(args.max_mb * 1e6)]
     mb = len(text.encode()) / 1e6
     enc = tiktoken.Encoding(
         name="gpt2",

@@ -2,10 +2,12 @@
 loop around nanoGPT's model, same process, same random-token data.
 
 On a GPU it also reports MFU (bf16 autocast; ``--compile`` for torch.compile).
+Without ``--nanogpt-path``, transformers' GPT-2 stands in for nanoGPT's model.
 
     flock /tmp/legollm-bench.lock uv run python benchmarks/bench_train_gpt2_124m.py \
         --nanogpt-path /tmp/nanogpt
     uv run python benchmarks/bench_train_gpt2_124m.py --nanogpt-path /tmp/nanogpt --iters 3
+    uv run python benchmarks/bench_train_gpt2_124m.py --smoke   # a 2-layer model, seconds
 """
 
 from __future__ import annotations
@@ -22,13 +24,18 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _train_common import import_nanogpt, nanogpt_train  # noqa: E402
+from _smoke import parse_args  # noqa: E402
+from _train_common import anchor_gpt, nanogpt_train  # noqa: E402
 
 VOCAB = 50257
+GPT2_FILES = Path(__file__).resolve().parents[2] / "shared" / "data" / "gpt2"
 
 
 def random_dataset(root: Path, tokens: int) -> Path:
-    """A prepared dir of uniform random GPT-2 ids: speed does not depend on the text."""
+    """A prepared dir of uniform random GPT-2 ids: speed does not depend on the text.
+
+    Its meta.json names the GPT-2 tokenizer files, as a real prepare does (the Trainer
+    copies them into the run)."""
     root.mkdir(parents=True, exist_ok=True)
     ids = np.random.default_rng(0).integers(0, VOCAB, size=tokens, dtype=np.uint16)
     for split in ("train", "val"):
@@ -36,7 +43,11 @@ def random_dataset(root: Path, tokens: int) -> Path:
     meta = {
         "vocab_size": VOCAB,
         "dtype": "uint16",
-        "tokenizer": {"type": "gpt2"},
+        "tokenizer": {
+            "type": "gpt2",
+            "encoder_json": str(GPT2_FILES / "encoder.json"),
+            "vocab_bpe": str(GPT2_FILES / "vocab.bpe"),
+        },
         "num_tokens": {"train": tokens, "val": tokens},
         "eot_token_id": 50256,
     }
@@ -46,7 +57,11 @@ def random_dataset(root: Path, tokens: int) -> Path:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--nanogpt-path", required=True)
+    ap.add_argument("--nanogpt-path", help="nanoGPT's model.py folder (else transformers')")
+    ap.add_argument("--n-layer", type=int, default=12)
+    ap.add_argument("--n-head", type=int, default=12)
+    ap.add_argument("--n-embd", type=int, default=768)
+    ap.add_argument("--tokens", type=int, default=2_000_000, help="size of the random data")
     ap.add_argument("--batch-size", type=int, default=4)
     ap.add_argument("--block-size", type=int, default=256)
     ap.add_argument("--iters", type=int, default=20, help="timed steps (after --warmup)")
@@ -54,8 +69,13 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--compile", action="store_true")
+    ap.add_argument(
+        "--precision", default="auto", help="auto | fp32 | bf16; the anchor runs the same"
+    )
     ap.add_argument("--skip-nanogpt", action="store_true")
-    args = ap.parse_args()
+    smoke = dict(n_layer=2, n_head=2, n_embd=64, batch_size=2, block_size=32, iters=2,
+                 warmup=1, tokens=20_000, threads=1)  # fmt: skip
+    args = parse_args(ap, smoke)
     torch.set_num_threads(args.threads)
     B, T = args.batch_size, args.block_size
     cuda = args.device.startswith("cuda")
@@ -65,15 +85,17 @@ def main() -> None:
 
     from legollm.training.config import TrainConfig
     from legollm.training.logging import flops_per_token, peak_flops
+    from legollm.training.presets import model_preset
     from legollm.training.run import build_trainer
 
-    data = random_dataset(Path(tempfile.mkdtemp(prefix="legollm_gpt2bench_")), 2_000_000)
+    data = random_dataset(Path(tempfile.mkdtemp(prefix="legollm_gpt2bench_")), args.tokens)
+    shape = dict(n_layer=args.n_layer, n_head=args.n_head, n_embd=args.n_embd)
 
     def make_cfg(steps: int) -> TrainConfig:
         return TrainConfig(
             data_dir=str(data),
             run_dir=tempfile.mkdtemp(prefix="legollm_bench_"),
-            model="gpt2-124m",
+            model={**model_preset("gpt2-124m"), **shape},
             batch_size=B,
             block_size=T,
             max_iters=steps,
@@ -88,7 +110,7 @@ def main() -> None:
             progress=False,
             plot=False,
             device="cuda" if cuda else "cpu",
-            precision="auto",
+            precision=args.precision,
             compile=args.compile,
         )
 
@@ -109,26 +131,19 @@ def main() -> None:
     peak = peak_flops(torch.device(args.device))
     mfu = f"  MFU {100 * fpt * ours_tps / peak:.1f}%" if peak else ""
     print(f"legollm: {ours_tps:,.0f} tokens/s{mfu}")
+    dtype, dev = trainer.autocast_dtype, trainer.device
     del trainer
     if args.skip_nanogpt:
         return
 
-    ng = import_nanogpt(args.nanogpt_path)
     torch.manual_seed(1337)
-    gmodel = ng.GPT(
-        ng.GPTConfig(
-            block_size=T,
-            vocab_size=VOCAB,
-            n_layer=12,
-            n_head=12,
-            n_embd=768,
-            dropout=0.0,
-            bias=True,
-        )
-    ).to(args.device)
+    gmodel, anchor = anchor_gpt(args.nanogpt_path, block_size=T, vocab_size=VOCAB, **shape)
+    gmodel = gmodel.to(args.device)
     if args.compile:
         gmodel = torch.compile(gmodel)
-    ctx = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else contextlib.nullcontext()
+    # the anchor runs at the precision ours ran at (auto: bf16 where the hardware has it)
+    ctx = torch.autocast(dev.type, dtype=dtype) if dtype else contextlib.nullcontext()
+    print(f"both at {dtype or torch.float32}")
     kw = dict(
         batch_size=B,
         block_size=T,
@@ -146,8 +161,8 @@ def main() -> None:
     secs, _ = nanogpt_train(gmodel, data / "train.bin", iters=args.iters, **kw)
     ng_tps = args.iters * B * T / secs
     mfu = f"  MFU {100 * fpt * ng_tps / peak:.1f}%" if peak else ""
-    print(f"nanoGPT: {ng_tps:,.0f} tokens/s{mfu}")
-    print(f"tokens/s ratio legollm / nanoGPT = {ours_tps / ng_tps:.2f}x (goal >= 1.0x)")
+    print(f"{anchor}: {ng_tps:,.0f} tokens/s{mfu}")
+    print(f"tokens/s ratio legollm / {anchor} = {ours_tps / ng_tps:.2f}x (goal >= 1.0x)")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ the same logits. Run it alone: a second busy process on a 2-core machine stalls
 PyTorch's threads.
 
     uv run python benchmarks/bench_train_llama.py
-    uv run python benchmarks/bench_train_llama.py --layers 2 --steps 2 --rounds 1   # smoke
+    uv run python benchmarks/bench_train_llama.py --smoke    # 1 layer, 64 wide, seconds
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import tempfile
 import time
 
 import torch
+from _smoke import parse_args
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from legollm.models import load_pretrained
@@ -57,7 +58,9 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=5, help="timed steps per round and side")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
-    args = ap.parse_args()
+    smoke = dict(dim=64, layers=1, heads=2, kv_heads=1, vocab=1000, batch_size=2, block_size=32,
+                 steps=1, rounds=1, threads=1)  # fmt: skip
+    args = parse_args(ap, smoke)
     torch.set_num_threads(args.threads)
     B, T = args.batch_size, args.block_size
 

@@ -5,7 +5,11 @@ same prepared data, same evaluation batches, and by default the same training ba
 ~0.01, as much as anything being compared (``--batches own`` lets nanoGPT draw its own).
 
 Recipe (nanoGPT README, CPU): 4 layers, 4 heads, 128 dim, block 64, batch 12,
-2000 iters, lr 1e-3 -> 1e-4 cosine, warmup 100, beta2 0.99, no dropout.
+2000 iters, lr 1e-3 -> 1e-4 cosine, warmup 100, beta2 0.99, no dropout. The anchor
+runs at the precision ours resolves to (the config's ``auto``: bf16 autocast on CPUs
+with native bf16, fp32 elsewhere), so the ratio compares like with like;
+``--anchor-precision fp32`` keeps the anchor in fp32 as nanoGPT's CPU recipe runs.
+Without ``--nanogpt-path``, transformers' GPT-2 stands in for nanoGPT's model.
 
     flock /tmp/legollm-bench.lock uv run python benchmarks/bench_train_shakespeare.py \
         --nanogpt-path /tmp/nanogpt
@@ -13,11 +17,13 @@ Recipe (nanoGPT README, CPU): 4 layers, 4 heads, 128 dim, block 64, batch 12,
     # the val loss of one seed is noisy: compare means over a few
     uv run python benchmarks/bench_train_shakespeare.py --nanogpt-path /tmp/nanogpt \
         --seeds 1337,1,2,3
+    uv run python benchmarks/bench_train_shakespeare.py --smoke   # 5 steps, seconds
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import tempfile
 import time
@@ -26,7 +32,8 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _train_common import import_nanogpt, nanogpt_train, val_loss  # noqa: E402
+from _smoke import parse_args  # noqa: E402
+from _train_common import anchor_gpt, nanogpt_train, val_loss  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 B, T = 12, 64  # the recipe's batch and block
@@ -43,8 +50,9 @@ def prepared(data: str | None) -> Path:
     return prepare_dataset(cfg)
 
 
-def run_ours(args, data: Path, val, seed: int) -> tuple[float, float]:
-    """The shipped config with the bench's overrides; returns (val loss, tokens/s)."""
+def run_ours(args, data: Path, val, seed: int) -> tuple[float, float, torch.dtype | None]:
+    """The shipped config with the bench's overrides; returns (val loss, tokens/s, the
+    autocast dtype it ran at)."""
     import yaml
 
     from legollm.training.config import TrainConfig, apply_overrides
@@ -68,31 +76,25 @@ def run_ours(args, data: Path, val, seed: int) -> tuple[float, float]:
     warm = sorted(r["tokens_per_s"] for r in trainer.history[1:] if "tokens_per_s" in r)
     steady = f"  (after warm-up {warm[len(warm) // 2]:,.0f})" if warm else ""
     m = cfg.model if isinstance(cfg.model, dict) else {}
+    dtype = trainer.autocast_dtype
     print(
-        f"legollm settings: precision={cfg.precision} attn_impl={m.get('attn_impl', 'sdpa')} "
-        f"compile={cfg.compile} threads={args.threads}; nanoGPT: fp32, its sdpa, eager, "
-        f"{args.batches} batches"
+        f"legollm settings: precision={cfg.precision} ({dtype or torch.float32}) "
+        f"attn_impl={m.get('attn_impl', 'sdpa')} compile={cfg.compile} threads={args.threads}"
     )
     print(f"legollm: val loss {loss:.4f}  {seconds:.1f} s  {tps:,.0f} tokens/s{steady}", flush=True)
-    return loss, tps
+    return loss, tps, dtype
 
 
-def run_nanogpt(args, data: Path, val, seed: int) -> tuple[float, float]:
-    """nanoGPT's model in a nanoGPT-style loop; returns (val loss, tokens/s)."""
+def run_nanogpt(args, data: Path, val, seed: int, dtype: torch.dtype | None):
+    """nanoGPT's model in a nanoGPT-style loop, under ``dtype`` autocast (None: fp32);
+    returns (val loss, tokens/s)."""
     from legollm.data.meta import read_meta
 
-    ng = import_nanogpt(args.nanogpt_path)
     torch.manual_seed(seed)
-    gcfg = ng.GPTConfig(
-        block_size=T,
-        vocab_size=read_meta(data)["vocab_size"],
-        n_layer=4,
-        n_head=4,
-        n_embd=128,
-        dropout=0.0,
-        bias=True,
-    )
-    gmodel = ng.GPT(gcfg)
+    shape = dict(block_size=T, vocab_size=read_meta(data)["vocab_size"], n_layer=4, n_head=4)
+    gmodel, name = anchor_gpt(args.nanogpt_path, n_embd=128, **shape)
+    ctx = torch.autocast("cpu", dtype=dtype) if dtype else contextlib.nullcontext()
+    print(f"{name} settings: {dtype or torch.float32}, its sdpa, eager, {args.batches} batches")
     shared = None
     if args.batches == "shared":  # the windows our Trainer's loader draws for this seed
         from legollm.data.loader import TokenDataLoader
@@ -113,17 +115,19 @@ def run_nanogpt(args, data: Path, val, seed: int) -> tuple[float, float]:
         grad_clip=1.0,
         seed=seed,
         next_batch=shared,
+        ctx=ctx,
     )
     gmodel.eval()
-    loss = val_loss(lambda x, y: gmodel(x, y)[1].item(), val, args.eval_batches)
+    with ctx:
+        loss = val_loss(lambda x, y: gmodel(x, y)[1].item(), val, args.eval_batches)
     tps = args.iters * B * T / seconds
-    print(f"nanoGPT: val loss {loss:.4f}  {seconds:.1f} s  {tps:,.0f} tokens/s", flush=True)
+    print(f"{name}: val loss {loss:.4f}  {seconds:.1f} s  {tps:,.0f} tokens/s", flush=True)
     return loss, tps
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--nanogpt-path", required=True, help="folder holding nanoGPT's model.py")
+    ap.add_argument("--nanogpt-path", help="folder holding nanoGPT's model.py (else transformers')")
     ap.add_argument("--data", help="prepared shakespeare_char dir (prepared to /tmp if absent)")
     ap.add_argument("--iters", type=int, default=2000)
     ap.add_argument("--eval-batches", type=int, default=100)
@@ -145,9 +149,17 @@ def main() -> None:
     ap.add_argument("--skip-ours", action="store_true", help="only the anchor")
     ap.add_argument("--precision", help="ours: fp32 | bf16 (CPU autocast); default: the config's")
     ap.add_argument(
+        "--anchor-precision",
+        choices=("same", "fp32"),
+        default="same",
+        help="the anchor at the precision ours ran at (same), or fp32 as nanoGPT's CPU recipe",
+    )
+    ap.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="extra config override"
     )
-    args = ap.parse_args()
+    args = parse_args(ap, dict(iters=5, eval_batches=2, threads=1))
+    if args.smoke and not args.data:  # a fresh dir: never race another run's preparation
+        args.data = str(Path(tempfile.mkdtemp(prefix="legollm_smoke_")) / "data")
     torch.set_num_threads(args.threads)
 
     from legollm.data.loader import TokenDataLoader
@@ -159,18 +171,21 @@ def main() -> None:
     for seed in seeds:
         if len(seeds) > 1:
             print(f"-- seed {seed}")
+        dtype = None
         if not args.skip_ours:
-            ours.append(run_ours(args, data, val, seed))
+            *result, dtype = run_ours(args, data, val, seed)
+            ours.append(result)
         if not args.skip_nanogpt:
-            anchor.append(run_nanogpt(args, data, val, seed))
+            same = dtype if args.anchor_precision == "same" else None
+            anchor.append(run_nanogpt(args, data, val, seed, same))
     if not ours or not anchor:
         return
     o_loss, o_tps = (sum(v) / len(v) for v in zip(*ours, strict=True))
     a_loss, a_tps = (sum(v) / len(v) for v in zip(*anchor, strict=True))
     if len(seeds) > 1:
-        print(f"means over {len(seeds)} seeds: legollm val {o_loss:.4f}, nanoGPT val {a_loss:.4f}")
-    print(f"val loss: legollm - nanoGPT = {o_loss - a_loss:+.4f} (<= 0 is the goal)")
-    print(f"tokens/s ratio legollm / nanoGPT = {o_tps / a_tps:.2f}x (goal >= 1.3x)")
+        print(f"means over {len(seeds)} seeds: legollm val {o_loss:.4f}, anchor val {a_loss:.4f}")
+    print(f"val loss: legollm - anchor = {o_loss - a_loss:+.4f} (<= 0 is the goal)")
+    print(f"tokens/s ratio legollm / anchor = {o_tps / a_tps:.2f}x (goal >= 1.3x)")
 
 
 if __name__ == "__main__":
