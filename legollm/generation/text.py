@@ -121,7 +121,7 @@ def stream_text(
     """
     import torch
 
-    from legollm.data.tokenizer_spec import max_token_id
+    from legollm.core.tokenization.specs import max_token_id
     from legollm.generation.decode import stream
 
     ids = tokenizer.encode(prompt, allowed_special="all") if isinstance(prompt, str) else prompt
