@@ -23,7 +23,7 @@ trained (the prompt, unless ``train_on="all"``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from legollm.core.exceptions import ConfigError, DataError
@@ -117,14 +117,13 @@ class ChatFormat:
     """A record as a one-turn conversation, rendered by a chat template.
 
     ``template.render(messages, tokenizer, add_generation_prompt) -> (ids, assistant_mask)``
-    (see :mod:`legollm.finetuning.templates`). The user turn is the instruction, then a
+    and ``template.stop_tokens(tokenizer)`` (see :mod:`legollm.finetuning.templates`). The user turn is the instruction, then a
     blank line and the input when there is one.
     """
 
     template: Any
     name: str = "chat"
     system: str | None = None
-    _stop: list[int] = field(default_factory=list, repr=False)
 
     def messages(self, record: dict[str, str], with_response: bool = True) -> list[dict]:
         user = record["instruction"]
@@ -145,19 +144,8 @@ class ChatFormat:
         return list(map(int, ids))
 
     def stop_ids(self, tokenizer: Any) -> list[int]:
-        """The template's end-of-turn ids; without ``stop_tokens``, the last trained id of
-        an assistant turn, and the tokenizer's EOT."""
-        if hasattr(self.template, "stop_tokens"):
-            return list(self.template.stop_tokens(tokenizer))
-        if not self._stop:
-            r = self.render({"instruction": "a", "input": "", "output": "b"}, tokenizer)
-            trained = [i for i, m in zip(r.ids, r.mask, strict=True) if m]
-            stops = trained[-1:]
-            eot = getattr(tokenizer, "eot_token_id", None)
-            if eot is not None and eot not in stops:
-                stops.append(int(eot))
-            self._stop = stops
-        return list(self._stop)
+        """The template's end-of-turn ids."""
+        return list(self.template.stop_tokens(tokenizer))
 
 
 def format_names() -> list[str]:

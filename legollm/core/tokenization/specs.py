@@ -142,9 +142,7 @@ def load_tokenizer(spec: dict[str, Any], base_dir: str | os.PathLike[str] | None
     elif kind == "llama3":  # the version names the 256 reserved special tokens
         tok = RegexBPETokenizer.from_llama3(spec["path"], str(spec.get("version", "3")))
     else:
-        tok = RegexBPETokenizer()
-        loaded = tok.load(spec["path"])  # a classmethod returns the tokenizer; a method fills tok
-        tok = loaded if loaded is not None else tok
+        tok = RegexBPETokenizer.load(spec["path"])
     if specials and kind != "tiktoken":
         tok.register_special_tokens(specials)
     return tok
