@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from legollm.core.exceptions import ConfigError, DataError
+from legollm.finetuning.templates import chat_template_names, get_chat_template
 
 IGNORE_INDEX = -100
 TRAIN_ON = ("response", "all")
@@ -149,8 +150,6 @@ class ChatFormat:
 
 
 def format_names() -> list[str]:
-    from legollm.finetuning.templates import chat_template_names
-
     return ["alpaca", *chat_template_names()]
 
 
@@ -160,8 +159,6 @@ def get_format(name: str, system: str | None = None, **kwargs: Any) -> PromptFor
     ``qwen2``, ``qwen3``, ``plain``/``gpt2``, ...)."""
     if name == "alpaca":
         return AlpacaFormat(**kwargs)
-    from legollm.finetuning.templates import chat_template_names, get_chat_template
-
     if str(name).lower() not in chat_template_names():
         raise ConfigError(f"unknown prompt format {name!r}; use one of {format_names()}")
     return ChatFormat(get_chat_template(name), name=name, system=system)
