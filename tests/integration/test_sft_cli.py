@@ -91,7 +91,7 @@ def test_run_from_tokenizer_json_dir_needs_neither_the_dir_nor_a_flag(
     copy, so generate and chat work on it after the base dir is deleted. The oracle is the
     `tokenizers` library that wrote the file, decoding our model's greedy ids."""
     from legollm.generation import generate
-    from legollm.generation.loading import find_checkpoint
+    from legollm.models.loading import find_checkpoint
     from legollm.training.checkpoint import load_model_from_checkpoint
     from tests.integration._hf_dirs import make_llama_dir
 
@@ -128,7 +128,7 @@ def test_run_from_tokenizer_json_dir_needs_neither_the_dir_nor_a_flag(
 @pytest.fixture
 def char_checkpoint(tmp_path):
     """A tiny LegoLLM checkpoint with a char tokenizer that covers the instruction data."""
-    from legollm.data.tokenizer_spec import CharTokenizer
+    from legollm.core.tokenization.specs import CharTokenizer
     from legollm.models import DecoderLM, ModelConfig
     from legollm.training.checkpoint import save_checkpoint
 
@@ -173,7 +173,7 @@ def test_full_ft_from_checkpoint_resumes_exactly(tmp_path, records, char_checkpo
 def test_chat_template_format(tmp_path, records, char_checkpoint):
     """The plain chat template (a tokenizer with only <|endoftext|>), with a system prompt,
     training on packed sequences."""
-    from legollm.data.tokenizer_spec import load_tokenizer
+    from legollm.core.tokenization.specs import load_tokenizer
     from legollm.finetuning.formats import get_format
     from legollm.training.checkpoint import load_checkpoint
 
