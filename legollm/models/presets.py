@@ -16,7 +16,8 @@ from legollm.core.exceptions import ConfigError
 from legollm.models.config import ModelConfig
 from legollm.models.registry import discover_architectures
 
-PRESETS: dict[str, dict[str, ModelConfig]] = {}  # family -> name -> config
+# family -> name -> config; it fills as architectures import, so read it through the lookups
+PRESETS: dict[str, dict[str, ModelConfig]] = {}
 
 
 def register_presets(family: str, presets: Mapping[str, ModelConfig]) -> None:
