@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from legollm.core.exceptions import ConfigError
+from legollm.training.presets import model_preset
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
@@ -141,8 +142,6 @@ def apply_overrides(d: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
         for part in parts[:-1]:
             sub = target.get(part)
             if isinstance(sub, str) and part == "model":
-                from legollm.training.presets import model_preset
-
                 sub = model_preset(sub)
             target[part] = dict(sub or {})
             target = target[part]
