@@ -52,6 +52,36 @@ def check_dtype(dtype: str, max_id: int) -> str:
     return dtype
 
 
+def check_split_file(path: str | os.PathLike[str], dtype: str, meta: dict[str, Any] | None) -> int:
+    """Check a ``.bin`` against its meta.json before it is memmapped; return its token count.
+
+    The byte size must be exactly the token count meta.json recorded times the dtype's
+    width: a truncated copy or a file from another prepare would otherwise train
+    silently on the wrong tokens. An empty file gets its own message (``np.memmap``
+    would only say it cannot map an empty file).
+    """
+    p = Path(path)
+    itemsize = np.dtype(DTYPES[dtype]).itemsize
+    actual = p.stat().st_size
+    expected_tokens = (meta or {}).get("num_tokens", {}).get(p.stem)
+    if expected_tokens is not None and actual != expected_tokens * itemsize:
+        raise DataError(
+            f"{p} is {actual:,} bytes but meta.json says {expected_tokens:,} {dtype} tokens "
+            f"= {expected_tokens * itemsize:,} bytes; the file is truncated or from another "
+            f"prepare: re-run data-prepare"
+        )
+    if actual == 0:
+        if expected_tokens == 0:
+            raise DataError(
+                f"{p} holds no tokens: data-prepare put no documents in the {p.stem!r} split; "
+                "re-run it with more documents (or a larger val_fraction for 'val')"
+            )
+        raise DataError(f"{p} is empty; re-run data-prepare")
+    if actual % itemsize:
+        raise DataError(f"{p} size is not a multiple of {dtype}; wrong dtype or corrupt file")
+    return actual // itemsize
+
+
 def write_meta(out_dir: str | os.PathLike[str], meta: dict[str, Any]) -> Path:
     """Write ``meta.json`` atomically (temp file + rename)."""
     path = Path(out_dir) / "meta.json"
@@ -88,4 +118,12 @@ def read_meta(path: str | os.PathLike[str]) -> dict[str, Any]:
     return meta
 
 
-__all__ = ["DTYPES", "SPLITS", "check_dtype", "dtype_for_max_id", "read_meta", "write_meta"]
+__all__ = [
+    "DTYPES",
+    "SPLITS",
+    "check_dtype",
+    "check_split_file",
+    "dtype_for_max_id",
+    "read_meta",
+    "write_meta",
+]
