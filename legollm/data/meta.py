@@ -17,6 +17,7 @@ import numpy as np
 
 from legollm.core.exceptions import ConfigError, DataError
 from legollm.core.utils import atomic_write
+from legollm.data.tokenizer_spec import spec_sha256
 
 META_VERSION = 1
 SPLITS = ("train", "val")
@@ -91,6 +92,31 @@ def write_meta(out_dir: str | os.PathLike[str], meta: dict[str, Any]) -> Path:
     return path
 
 
+def verify_tokenizer(meta: dict[str, Any], data_dir: str | os.PathLike[str]) -> None:
+    """Check that the tokenizer files beside a dataset are the ones that wrote its ids.
+
+    ``meta`` comes from :func:`read_meta` (absolute paths). A mismatch means the files
+    changed after the prepare (edited, or a re-prepare that did not finish), and the
+    ids in the ``.bin`` files would be decoded, and copied into runs, with the wrong
+    vocabulary. Datasets written before the hash was recorded are not checked.
+    """
+    expected = meta.get("tokenizer_sha256")
+    if expected is None:
+        return
+    try:
+        actual = spec_sha256(meta["tokenizer"])
+    except OSError as e:
+        raise DataError(
+            f"tokenizer file of {data_dir} is missing ({e.filename}); re-run data-prepare"
+        ) from None
+    if actual != expected:
+        raise DataError(
+            f"the tokenizer files of {data_dir} do not match meta.json's tokenizer_sha256: "
+            "they changed after the data was prepared (an interrupted re-prepare?), so the "
+            "ids in its .bin files may stand for other tokens; re-run data-prepare"
+        )
+
+
 def read_meta(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Read the ``meta.json`` of a prepared directory (or the one beside a ``.bin``).
 
@@ -125,5 +151,6 @@ __all__ = [
     "check_split_file",
     "dtype_for_max_id",
     "read_meta",
+    "verify_tokenizer",
     "write_meta",
 ]
