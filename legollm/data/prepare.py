@@ -107,6 +107,9 @@ class PrepareConfig:
     def from_yaml(cls, path: str | os.PathLike[str]) -> PrepareConfig:
         from legollm.core.utils import read_yaml_mapping
 
+        if Path(path).is_dir():
+            raise ConfigError(f"--config {path} is a folder; give a YAML file such as "
+                              "configs/data/shakespeare_char.yaml")  # fmt: skip
         return cls.from_dict(read_yaml_mapping(path, "prepare fields"))
 
     def to_dict(self) -> dict[str, Any]:
@@ -246,6 +249,8 @@ def _tokenizer_spec(config: PrepareConfig) -> dict[str, Any]:
         flag = "tokenizer_path" if key == "path" else key
         if not spec.get(key):
             raise ConfigError(f"tokenizer {kind} needs {flag}")
+        if Path(spec[key]).is_dir():
+            raise ConfigError(f"{flag}={spec[key]} is a folder; give the tokenizer file in it")
         if not Path(spec[key]).is_file():
             raise ConfigError(f"tokenizer file not found: {flag}={spec[key]}")
     if config.special_tokens:

@@ -147,6 +147,8 @@ def test_vocab_larger_than_dtype_is_rejected_before_work(corpus, tmp_path):
         (["--val-fraction", "1.5"], "val_fraction must be in [0, 1)"),
         (["--split", "sentences"], "unknown split 'sentences'"),
         (["--config", "missing.yaml"], "config file not found"),
+        (["--config", "."], "--config . is a folder; give a YAML file"),
+        (["--tokenizer", "legollm", "--tokenizer-path", "."], "tokenizer_path=. is a folder"),
     ],
 )
 def test_cli_bad_config_is_one_clear_line(corpus, tmp_path, capsys, args, message):
@@ -156,6 +158,15 @@ def test_cli_bad_config_is_one_clear_line(corpus, tmp_path, capsys, args, messag
     assert rc == 1 and err.startswith("error: ") and "\n" not in err
     assert message in err
     assert not (tmp_path / "o").exists()
+
+
+def test_read_file_names_a_folder_as_a_folder(tmp_path):
+    from legollm.core.utils import read_file
+
+    with pytest.raises(DataError, match="is a folder, not a file"):
+        read_file(tmp_path)
+    with pytest.raises(DataError, match="file not found"):
+        read_file(tmp_path / "nope.txt")
 
 
 def test_yaml_config_with_flag_override(corpus, tmp_path, capsys):
