@@ -291,7 +291,9 @@ def prepare_dataset(
         _commit(stage, out)
     finally:
         shutil.rmtree(stage, ignore_errors=True)
-    say(f"wrote {out}: " + ", ".join(f"{k} {v:,} tokens" for k, v in meta["num_tokens"].items()))
+    say(
+        f"committed {out}: " + ", ".join(f"{k} {v:,} tokens" for k, v in meta["num_tokens"].items())
+    )
     return out
 
 

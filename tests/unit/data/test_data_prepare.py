@@ -180,6 +180,17 @@ def test_yaml_config_with_flag_override(corpus, tmp_path, capsys):
     assert "unknown prepare config field(s) ['bogus']" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("flag", ["--verbose", "-v"])
+def test_config_with_verbose_prints_each_step(corpus, tmp_path, capsys, flag):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"inputs: [{corpus}]\noutput_dir: {tmp_path / 'o'}\nsplit: paragraph\n")
+    assert prepare_main(["--config", str(cfg), flag]) == 0
+    err = capsys.readouterr().err
+    assert "3 input file(s)" in err and "tokenized 40 document(s)" in err  # a.txt, b.md, c.jsonl
+    meta = read_meta(tmp_path / "o")
+    assert f"train {meta['num_tokens']['train']:,} tokens" in err
+
+
 def test_failed_prepare_leaves_the_previous_dataset_untouched(corpus, tmp_path):
     out = prepare_dataset(inputs=[str(corpus)], output_dir=str(tmp_path / "o"), split="paragraph")
     before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
