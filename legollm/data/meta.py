@@ -17,7 +17,7 @@ import numpy as np
 
 from legollm.core.exceptions import ConfigError, DataError
 from legollm.core.utils import atomic_write
-from legollm.data.tokenizer_spec import spec_sha256
+from legollm.data.tokenizer_spec import resolve_spec_paths, spec_sha256
 
 META_VERSION = 1
 SPLITS = ("train", "val")
@@ -138,8 +138,6 @@ def read_meta(path: str | os.PathLike[str]) -> dict[str, Any]:
             raise DataError(f"{meta_path} lacks {key!r}; re-run data-prepare")
     if meta["dtype"] not in DTYPES:
         raise DataError(f"{meta_path} has unknown dtype {meta['dtype']!r}")
-    from legollm.data.tokenizer_spec import resolve_spec_paths
-
     meta["tokenizer"] = resolve_spec_paths(meta["tokenizer"], meta_path.parent)
     return meta
 
