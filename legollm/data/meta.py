@@ -127,7 +127,8 @@ def read_meta(path: str | os.PathLike[str]) -> dict[str, Any]:
     meta_path = p / "meta.json" if p.is_dir() else p.with_name("meta.json")
     if not meta_path.is_file():
         raise DataError(
-            f"no meta.json at {meta_path}; point at a directory written by data-prepare"
+            f"no meta.json at {meta_path}; point at a directory written by data-prepare "
+            "(or re-run it, if it was interrupted)"
         )
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))

@@ -282,10 +282,10 @@ def prepare_dataset(
     files, spec, tok, dtype = _validate(config)
     say(f"{len(files)} input file(s), {sum(f.stat().st_size for f in files):,} bytes; "
         f"tokenizer {spec['type']}, vocab {max_token_id(tok) + 1:,}, dtype {dtype}")  # fmt: skip
-    out = _make_output_dir(Path(config.output_dir))
+    out = Path(config.output_dir)
 
     # 2-5. build the whole dataset in a staging folder, then move it into place
-    stage = Path(tempfile.mkdtemp(dir=out, prefix=STAGE_PREFIX, suffix=".tmp"))
+    stage = _make_stage(out)
     try:
         meta = _build(config, files, spec, tok, dtype, stage, say)
         _commit(stage, out)
@@ -334,17 +334,18 @@ def _validate(config: PrepareConfig) -> tuple[list[Path], dict[str, Any], Any, s
     return files, spec, tok, dtype
 
 
-def _make_output_dir(out: Path) -> Path:
-    """Create ``out`` and remove staging folders a killed prepare left in it."""
+def _make_stage(out: Path) -> Path:
+    """Create ``out`` and a fresh staging folder in it (same file system, so the commit
+    is a few renames); remove the staging folders a killed prepare left behind."""
     try:
         out.mkdir(parents=True, exist_ok=True)
+        for stale in out.glob(f"{STAGE_PREFIX}*.tmp"):
+            shutil.rmtree(stale, ignore_errors=True)
+        return Path(tempfile.mkdtemp(dir=out, prefix=STAGE_PREFIX, suffix=".tmp"))
     except OSError as e:
         raise DataError(
-            f"cannot create output_dir {out}: {e.strerror}; choose a folder you can write to"
+            f"cannot write to output_dir {out}: {e.strerror}; choose a folder you can write to"
         ) from None
-    for stale in out.glob(f"{STAGE_PREFIX}*.tmp"):
-        shutil.rmtree(stale, ignore_errors=True)
-    return out
 
 
 def _build(config, files, spec, tok, dtype, stage: Path, say) -> dict[str, Any]:

@@ -148,6 +148,7 @@ def test_vocab_larger_than_dtype_is_rejected_before_work(corpus, tmp_path):
         (["--split", "sentences"], "unknown split 'sentences'"),
         (["--config", "missing.yaml"], "config file not found"),
         (["--config", "."], "--config . is a folder; give a YAML file"),
+        (["--output-dir", "/proc/legollm/o"], "cannot write to output_dir /proc/legollm/o"),
         (["--tokenizer", "legollm", "--tokenizer-path", "."], "tokenizer_path=. is a folder"),
     ],
 )
