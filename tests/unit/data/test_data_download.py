@@ -126,3 +126,9 @@ def test_cli_unknown_dataset(tmp_path, capsys):
     assert download_main(["no_such_set", str(tmp_path)]) == 1
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "unknown dataset" in err and "tiny_shakespeare" in err
+
+
+def test_cli_unwritable_folder_is_one_line(capsys):
+    assert download_main(["the_verdict", "/proc/legollm/x", "--no-progress"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "cannot create /proc/legollm/x" in err
