@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 
 from legollm.core.exceptions import ConfigError, DataError
+from legollm.core.tokenization.specs import resolve_spec_paths, spec_sha256
 from legollm.core.utils import atomic_write
-from legollm.data.tokenizer_spec import resolve_spec_paths, spec_sha256
 
 META_VERSION = 1
 SPLITS = ("train", "val")

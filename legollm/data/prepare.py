@@ -37,15 +37,7 @@ from typing import Any
 import numpy as np
 
 from legollm.core.exceptions import ConfigError, DataError
-from legollm.data.meta import (
-    DTYPES,
-    META_VERSION,
-    SPLITS,
-    check_dtype,
-    dtype_for_max_id,
-    write_meta,
-)
-from legollm.data.tokenizer_spec import (
+from legollm.core.tokenization.specs import (
     EOT,
     PATH_KEYS,
     TOKENIZER_TYPES,
@@ -55,6 +47,14 @@ from legollm.data.tokenizer_spec import (
     load_tokenizer,
     max_token_id,
     spec_sha256,
+)
+from legollm.data.meta import (
+    DTYPES,
+    META_VERSION,
+    SPLITS,
+    check_dtype,
+    dtype_for_max_id,
+    write_meta,
 )
 
 TEXT_EXTENSIONS = [".txt", ".md", ".rst", ".text", ".jsonl"]
