@@ -16,6 +16,8 @@ from legollm.core.exceptions import DataError
 def read_file(path: str | os.PathLike[str], encoding: str = "utf-8") -> str:
     """Read a whole text file, with an error that names the file when it is missing."""
     p = Path(path)
+    if p.is_dir():
+        raise DataError(f"{p} is a folder, not a file; give the path of a text file inside it")
     if not p.is_file():
         raise DataError(f"file not found: {p} (check the path; it must be a readable text file)")
     try:

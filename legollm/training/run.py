@@ -31,11 +31,16 @@ def model_config_dict(cfg: TrainConfig, meta: dict[str, Any]) -> dict[str, Any]:
 def build_trainer(cfg: TrainConfig, *, resume: bool = False) -> Trainer:
     """Build the model and loaders described by ``cfg`` (and resume from its run_dir)."""
     from legollm.data.loader import TokenDataLoader
-    from legollm.data.meta import read_meta
+    from legollm.data.meta import read_meta, verify_tokenizer
 
     info = init_distributed()
+    if not cfg.data_dir:
+        raise DataError(
+            "data_dir is not set; prepare a dataset (legollm data prepare / data-prepare "
+            "--config ...) and pass data_dir=FOLDER"
+        )
     data = Path(cfg.data_dir)
-    if not cfg.data_dir or not data.is_dir():
+    if not data.is_dir():
         raise DataError(
             f"data dir {str(data)!r} not found; prepare one first "
             "(legollm data prepare / data-prepare --config ...) and set data_dir"
@@ -43,6 +48,9 @@ def build_trainer(cfg: TrainConfig, *, resume: bool = False) -> Trainer:
     meta = read_meta(data)
     if not (data / "train.bin").is_file():
         raise DataError(f"{data} has no train.bin; re-run data-prepare")
+    verify_tokenizer(meta, data)  # the files copied into the run must be the ones that wrote it
+    if cfg.eval_iters > 0:
+        check_val_split(data, meta, cfg.block_size)
     from legollm.models import DecoderLM, ModelConfig
 
     torch.manual_seed(cfg.seed)  # the same initial weights on every rank and every run
@@ -58,7 +66,7 @@ def build_trainer(cfg: TrainConfig, *, resume: bool = False) -> Trainer:
     )
     train = TokenDataLoader(data, split="train", mode=cfg.loader_mode, **common)
     val = None
-    if (data / "val.bin").is_file() and meta["num_tokens"].get("val", 0) > cfg.block_size:
+    if cfg.eval_iters > 0:
         val = TokenDataLoader(data, split="val", mode="sequential", **common)
     trainer = Trainer(model, cfg, train, val, run_dir=cfg.run_dir, tokenizer=meta["tokenizer"])
     if info.rank == 0:  # checkpoints name these copies, so the run outlives the data dir
@@ -70,6 +78,19 @@ def build_trainer(cfg: TrainConfig, *, resume: bool = False) -> Trainer:
     return trainer
 
 
+def check_val_split(data: Path, meta: dict[str, Any], block_size: int) -> None:
+    """Validation needs one window of ``block_size + 1`` val tokens: without it the run
+    would skip every eval and never write best.pt, so say what to change instead."""
+    n = int(meta["num_tokens"].get("val", 0)) if (data / "val.bin").is_file() else 0
+    if n < block_size + 1:
+        lower = f"lower block_size to at most {n - 1:,}, " if n >= 2 else ""
+        raise DataError(
+            f"{data / 'val.bin'} holds {n:,} tokens, fewer than block_size + 1 = "
+            f"{block_size + 1:,}, so validation cannot run: {lower}re-run data-prepare with "
+            "a larger val_fraction, or set eval_iters=0 to train without validation"
+        )
+
+
 def resume_latest(trainer, run_dir) -> None:
     """``--resume``: continue from ``run_dir/latest.pt``, which must exist."""
     ckpt = Path(run_dir) / "latest.pt"
@@ -78,4 +99,4 @@ def resume_latest(trainer, run_dir) -> None:
     trainer.resume(ckpt)
 
 
-__all__ = ["build_trainer", "model_config_dict", "resume_latest"]
+__all__ = ["build_trainer", "check_val_split", "model_config_dict", "resume_latest"]
