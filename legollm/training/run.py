@@ -7,12 +7,13 @@ config) runs here, before the first step.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from legollm.core.exceptions import DataError, TrainingError
+from legollm.core.exceptions import ConfigError, DataError, TrainingError
 from legollm.training.config import TrainConfig
 from legollm.training.distributed import init_distributed
 from legollm.training.presets import model_preset
@@ -55,7 +56,10 @@ def build_trainer(cfg: TrainConfig, *, resume: bool = False) -> Trainer:
         world_size=info.world_size,
         device=device,
     )
-    train = TokenDataLoader(data, split="train", mode=cfg.loader_mode, **common)
+    train = TokenDataLoader(
+        data, split="train", mode=cfg.loader_mode, stride=cfg.loader_stride, **common
+    )
+    cfg = with_epoch_length(cfg, len(train))
     val = None
     if (data / "val.bin").is_file() and meta["num_tokens"].get("val", 0) > cfg.block_size:
         val = TokenDataLoader(data, split="val", mode="sequential", **common)
@@ -69,6 +73,19 @@ def build_trainer(cfg: TrainConfig, *, resume: bool = False) -> Trainer:
     return trainer
 
 
+def with_epoch_length(cfg: TrainConfig, batches_per_epoch: int) -> TrainConfig:
+    """``epochs: N`` becomes max_iters: N passes of ``batches_per_epoch`` micro-batches."""
+    if cfg.epochs is None:
+        return cfg
+    steps = cfg.epochs * batches_per_epoch // cfg.grad_accum_steps
+    if steps < 1:
+        raise ConfigError(
+            f"epochs={cfg.epochs} of {batches_per_epoch} batch(es) is less than one step of "
+            f"grad_accum_steps={cfg.grad_accum_steps}; train more epochs or accumulate less"
+        )
+    return dataclasses.replace(cfg, max_iters=steps)
+
+
 def resume_latest(trainer, run_dir) -> None:
     """``--resume``: continue from ``run_dir/latest.pt``, which must exist."""
     ckpt = Path(run_dir) / "latest.pt"
@@ -77,4 +94,4 @@ def resume_latest(trainer, run_dir) -> None:
     trainer.resume(ckpt)
 
 
-__all__ = ["build_trainer", "model_config_dict", "resume_latest"]
+__all__ = ["build_trainer", "model_config_dict", "resume_latest", "with_epoch_length"]
