@@ -145,7 +145,7 @@ def _summary(args: argparse.Namespace) -> int:
         return 0
     tok = None
     if args.tokenizer:
-        from legollm.data.tokenizer_spec import CharTokenizer, load_tokenizer
+        from legollm.core.tokenization.specs import CharTokenizer, load_tokenizer
 
         if args.tokenizer == "char":
             from legollm.data.prepare import PrepareConfig, iter_documents

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from legollm.core.exceptions import DownloadError
-from legollm.data.tokenizer_spec import file_sha256
+from legollm.core.utils import file_sha256
 
 
 @dataclass(frozen=True)

@@ -82,7 +82,7 @@ def read_meta(path: str | os.PathLike[str]) -> dict[str, Any]:
             raise DataError(f"{meta_path} lacks {key!r}; re-run data-prepare")
     if meta["dtype"] not in DTYPES:
         raise DataError(f"{meta_path} has unknown dtype {meta['dtype']!r}")
-    from legollm.data.tokenizer_spec import resolve_spec_paths
+    from legollm.core.tokenization.specs import resolve_spec_paths
 
     meta["tokenizer"] = resolve_spec_paths(meta["tokenizer"], meta_path.parent)
     return meta

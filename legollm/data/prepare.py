@@ -29,8 +29,7 @@ from typing import Any
 import numpy as np
 
 from legollm.core.exceptions import ConfigError, DataError
-from legollm.data.meta import DTYPES, META_VERSION, check_dtype, dtype_for_max_id, write_meta
-from legollm.data.tokenizer_spec import (
+from legollm.core.tokenization.specs import (
     EOT,
     PATH_KEYS,
     TOKENIZER_TYPES,
@@ -41,6 +40,7 @@ from legollm.data.tokenizer_spec import (
     max_token_id,
     spec_sha256,
 )
+from legollm.data.meta import DTYPES, META_VERSION, check_dtype, dtype_for_max_id, write_meta
 
 TEXT_EXTENSIONS = [".txt", ".md", ".rst", ".text", ".jsonl"]
 READ_BLOCK = 1 << 18  # characters read at a time when splitting a text file

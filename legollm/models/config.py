@@ -11,7 +11,6 @@ the reason.
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -132,6 +131,3 @@ class ModelConfig:
         if unknown:
             raise ConfigError(f"unknown model config fields: {sorted(unknown)}")
         return cls(**d)
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2)

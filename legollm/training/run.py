@@ -14,10 +14,11 @@ from typing import Any
 import torch
 
 from legollm.core.exceptions import ConfigError, DataError, TrainingError
+from legollm.core.runtime import resolve_device
 from legollm.training.config import TrainConfig
 from legollm.training.distributed import init_distributed
 from legollm.training.presets import model_preset
-from legollm.training.trainer import Trainer, resolve_device
+from legollm.training.trainer import Trainer
 
 
 def model_config_dict(cfg: TrainConfig, meta: dict[str, Any]) -> dict[str, Any]:
@@ -65,7 +66,7 @@ def build_trainer(cfg: TrainConfig, *, resume: bool = False) -> Trainer:
         val = TokenDataLoader(data, split="val", mode="sequential", **common)
     trainer = Trainer(model, cfg, train, val, run_dir=cfg.run_dir, tokenizer=meta["tokenizer"])
     if info.rank == 0:  # checkpoints name these copies, so the run outlives the data dir
-        from legollm.data.tokenizer_spec import copy_spec_files
+        from legollm.core.tokenization.specs import copy_spec_files
 
         trainer.tokenizer = copy_spec_files(meta["tokenizer"], cfg.run_dir)
     if resume:

@@ -36,7 +36,14 @@ import regex
 
 from legollm.core.exceptions import TokenizerError
 from legollm.core.tokenization.base import Tokenizer, _LoadDescriptor, check_vocab_size
+from legollm.core.tokenization.hf_json import load_tokenizer_json
 from legollm.core.tokenization.patterns import GPT4_SPLIT_PATTERN
+from legollm.core.tokenization.pretrained import (
+    load_gpt2_files,
+    load_llama3_tokenizer,
+    load_tiktoken,
+    save_tiktoken,
+)
 from legollm.core.tokenization.training import merge_pair, train_merges
 
 _CACHE_LIMIT = 500_000  # distinct chunks kept; cleared when full so memory stays bounded
@@ -330,16 +337,12 @@ class RegexBPETokenizer(Tokenizer):
     # -- pretrained ranks -----------------------------------------------------
     @classmethod
     def from_gpt2_files(cls, encoder_json, vocab_bpe) -> RegexBPETokenizer:
-        from legollm.core.tokenization.pretrained import load_gpt2_files
-
         return load_gpt2_files(cls, encoder_json, vocab_bpe)
 
     @classmethod
     def from_tiktoken(
         cls, path, pattern: str, special_tokens: dict[str, int] | None = None
     ) -> RegexBPETokenizer:
-        from legollm.core.tokenization.pretrained import load_tiktoken
-
         return load_tiktoken(cls, path, pattern, special_tokens or {})
 
     @classmethod
@@ -349,20 +352,14 @@ class RegexBPETokenizer(Tokenizer):
         ``version`` picks the names of the special tokens: "3" (Llama 3), "3.1"
         (adds <|eom_id|>, <|python_tag|>, ...), "3.2" (adds <|image|>).
         """
-        from legollm.core.tokenization.pretrained import load_llama3_tokenizer
-
         return load_llama3_tokenizer(cls, path, version)
 
     @classmethod
     def from_tokenizer_json(cls, path) -> RegexBPETokenizer:
         """A Hugging Face ``tokenizer.json`` with a byte-level BPE model (GPT-2, Llama 3, Qwen)."""
-        from legollm.core.tokenization.hf_json import load_tokenizer_json
-
         return load_tokenizer_json(cls, path)
 
     def save_tiktoken(self, path) -> None:
-        from legollm.core.tokenization.pretrained import save_tiktoken
-
         save_tiktoken(self, path)
 
 
