@@ -94,6 +94,7 @@ class Trainer:
             eps=config.eps,
             device_type=self.device.type,
             fused=config.fused_optimizer,
+            decay=config.weight_decay_params,
         )
         self.model: nn.Module = self.raw_model
         self._compiled = False
