@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from collections.abc import Iterator
@@ -9,12 +10,16 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import IO
 
-from legollm.core.exceptions import DataError
+import yaml
+
+from legollm.core.exceptions import ConfigError, DataError
 
 
 def read_file(path: str | os.PathLike[str], encoding: str = "utf-8") -> str:
     """Read a whole text file, with an error that names the file when it is missing."""
     p = Path(path)
+    if p.is_dir():
+        raise DataError(f"{p} is a folder, not a file; give the path of a text file inside it")
     if not p.is_file():
         raise DataError(f"file not found: {p} (check the path; it must be a readable text file)")
     try:
@@ -57,12 +62,17 @@ def atomic_path(path: str | os.PathLike[str]) -> tuple[Path, Path]:
     return Path(tmp), final
 
 
+def file_sha256(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
+    """The SHA-256 of a file's bytes, read in chunks (prepared data, checkpoints, downloads)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
 def read_yaml_mapping(path: str | os.PathLike[str], what: str = "config fields") -> dict:
     """Read a YAML file that must hold a mapping, with one clear ConfigError otherwise."""
-    import yaml
-
-    from legollm.core.exceptions import ConfigError
-
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"config file not found: {p}")
