@@ -226,6 +226,11 @@ def main() -> None:
     ap.add_argument("--pretrain-only", action="store_true", help="build (cache) the base, stop")
     ap.add_argument("--pretrain-chars", type=int, default=3_000_000, help="of the Python docs")
     ap.add_argument("--records", type=int, default=0, help="the first N instructions (0: all)")
+    ap.add_argument(
+        "--in-process",
+        action="store_true",
+        help="run the modes in this process (quicker; the peak memory is then not each mode's own)",
+    )
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--full-lr", type=float, default=5e-4)
     ap.add_argument("--lora-lr", type=float, default=3e-3)
@@ -235,7 +240,7 @@ def main() -> None:
     ap.add_argument("--mode", choices=["full", "lora", "blocks"], help=argparse.SUPPRESS)
     ap.add_argument("--base", help=argparse.SUPPRESS)
     smoke = dict(steps=3, pretrain_iters=3, pretrain_chars=100_000, records=60, batch_size=2,
-                 threads=1)  # fmt: skip
+                 threads=1, in_process=True)  # fmt: skip
     args = parse_args(ap, smoke)
     if args.smoke and "--out" not in sys.argv:
         args.out = tempfile.mkdtemp(prefix="legollm_smoke_sft_")
@@ -252,11 +257,15 @@ def main() -> None:
         return
     results = []
     for mode in ("full", "lora", "blocks"):
+        print(f"fine-tuning: {mode} ...", flush=True)
+        if args.in_process:
+            results.append(run_mode(argparse.Namespace(**{**vars(args), "mode": mode,
+                                                          "base": str(base)})))  # fmt: skip
+            continue
         cmd = [sys.executable, __file__, "--mode", mode, "--base", str(base)]
         for k in ("out", "steps", "pretrain_iters", "batch_size", "full_lr", "lora_lr",
                   "lora", "threads", "device", "records"):  # fmt: skip
             cmd += [f"--{k.replace('_', '-')}", str(getattr(args, k))]
-        print(f"fine-tuning: {mode} ...", flush=True)
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode:
             sys.exit(f"{mode} run failed:\n{proc.stdout}\n{proc.stderr}")

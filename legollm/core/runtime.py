@@ -27,7 +27,7 @@ from legollm.core.exceptions import ConfigError
 CPU_BF16_ENV = "LEGOLLM_CPU_BF16"
 # /proc/cpuinfo flags (x86) or Features (Arm) that mean bf16 matmuls run in hardware
 NATIVE_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16", "bf16"})
-PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+AUTOCAST_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def resolve_device(name: str = "auto", local_rank: int = 0) -> torch.device:
@@ -61,13 +61,13 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype | Non
         else:
             ok = device.type == "cpu" and cpu_has_native_bf16()
         return torch.bfloat16 if ok else None
-    if precision not in PRECISIONS:
+    if precision not in AUTOCAST_DTYPES:
         raise ConfigError(f"unknown precision {precision!r}; use auto, fp32, bf16 or fp16")
     if precision == "fp16" and device.type != "cuda":
         raise ConfigError("precision=fp16 (with GradScaler) needs CUDA; use bf16 or fp32")
     if precision == "bf16" and device.type == "cpu" and not cpu_has_native_bf16():
         print(f"warning: {slow_bf16_message(cpu_bf16_slowdown())}", file=sys.stderr)
-    return PRECISIONS[precision]
+    return AUTOCAST_DTYPES[precision]
 
 
 def slow_bf16_message(slowdown: float) -> str:
