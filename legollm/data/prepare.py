@@ -19,7 +19,6 @@ import dataclasses
 import json
 import os
 import re
-import tempfile
 from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from legollm.core.exceptions import ConfigError, DataError
+from legollm.core.utils import temp_beside
 from legollm.data.meta import DTYPES, META_VERSION, check_dtype, dtype_for_max_id, write_meta
 from legollm.data.tokenizer_spec import (
     EOT,
@@ -285,9 +285,7 @@ def prepare_dataset(config: PrepareConfig | dict[str, Any] | None = None, **kwar
     # 2-3. stream documents, tokenize in chunks, append to one temp token file
     out.mkdir(parents=True, exist_ok=True)
     spec = copy_spec_files(spec, out)  # the dataset keeps working if the originals move
-    fd, tmp_name = tempfile.mkstemp(dir=out, prefix=".tokens.", suffix=".tmp")
-    os.close(fd)
-    tmp_tokens = Path(tmp_name)
+    tmp_tokens = temp_beside(out / "tokens")  # scratch: removed below, never renamed
     workers = config.num_workers if config.num_workers is not None else os.cpu_count()
     try:
         docs = iter_documents(config, files)
@@ -384,9 +382,7 @@ def _encode_batch(tok, texts: list[str], workers: int | None) -> list:
 def _write_split(path: Path, tokens: np.ndarray, starts, lens, buf_tokens=1 << 20):
     """Copy documents ``tokens[s:s+l]``, in the given order, into a temp file beside
     ``path``; returns ``(tmp, path)`` for the caller to rename once every split is done."""
-    from legollm.core.utils import atomic_path
-
-    tmp, final = atomic_path(path)
+    tmp, final = temp_beside(path), path
     try:
         with open(tmp, "wb") as f:
             pending, size = [], 0

@@ -121,11 +121,12 @@ def plot_lengths(
     ax.set_ylabel("documents")
     ax.set_title(f"{len(lengths)} documents")
     fig.tight_layout()
-    tmp, final = atomic_path(out_png)
-    fig.savefig(tmp, format="png")
-    plt.close(fig)
-    os.replace(tmp, final)
-    return final
+    try:
+        with atomic_path(out_png) as tmp:
+            fig.savefig(tmp, format="png")
+    finally:
+        plt.close(fig)
+    return Path(out_png)
 
 
 def format_summary(s: dict[str, Any]) -> str:

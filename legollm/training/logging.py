@@ -123,11 +123,12 @@ def plot_metrics(metrics_path: str | os.PathLike[str], png_path: str | os.PathLi
     ax2.set_xlabel("step")
     ax2.grid(alpha=0.3)
     fig.tight_layout()
-    tmp, final = atomic_path(png_path)
-    fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
-    os.replace(tmp, final)
-    return final
+    try:
+        with atomic_path(png_path) as tmp:
+            fig.savefig(tmp, format="png", dpi=100)
+    finally:
+        plt.close(fig)
+    return Path(png_path)
 
 
 class ProgressBar:

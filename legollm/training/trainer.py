@@ -30,6 +30,8 @@ import torch.distributed as dist
 from torch import nn
 
 from legollm.core.exceptions import ConfigError, TrainingError
+from legollm.core.utils import remove_stale_temps
+from legollm.models.decoder import count_parameters
 from legollm.training.checkpoint import (
     load_checkpoint,
     rng_state,
@@ -325,6 +327,25 @@ class Trainer:
         if self.is_main:
             print(msg, flush=True)
 
+    def banner(self) -> str:
+        """What is about to run, for the user to check before the first step."""
+        cfg, world = self.config, self.dist.world_size
+        dtype = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[self.autocast_dtype]
+        amp = "" if self.autocast_dtype is None else " autocast"
+        ranks = f" x {world} ranks" if world > 1 else ""
+        action = f"resuming at step {self.step}" if self.step else "starting"
+        return "\n".join(
+            [
+                f"training {type(self.raw_model).__name__}: "
+                f"{count_parameters(self.raw_model):,} parameters, {action}, "
+                f"{cfg.max_iters:,} steps in all",
+                f"device {self.device}, precision {dtype}{amp} (precision={cfg.precision})",
+                f"{self.tokens_per_step:,} tokens per step (batch {cfg.batch_size} x block "
+                f"{cfg.block_size} x {cfg.grad_accum_steps} accumulation{ranks})",
+                f"writing to {self.run_dir.resolve()}",
+            ]
+        )
+
     def _log(self, record: dict[str, Any]) -> None:
         self.history.append(record)
         if self.logger is not None:
@@ -361,6 +382,9 @@ class Trainer:
         """Train until ``max_iters``; returns a summary (final losses, tokens/s, paths)."""
         cfg = self.config
         if self.is_main:
+            remove_stale_temps(self.run_dir)  # left by a save that was killed mid-write
+            if cfg.progress:
+                print(self.banner(), flush=True)
             if self.step == 0:  # a fresh run in an old run_dir: do not mix the two curves
                 (self.run_dir / "metrics.jsonl").unlink(missing_ok=True)
             self.logger = RunLogger(
