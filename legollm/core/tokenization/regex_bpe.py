@@ -37,7 +37,7 @@ import regex
 from legollm.core.exceptions import TokenizerError
 from legollm.core.tokenization.base import Tokenizer, _LoadDescriptor, check_vocab_size
 from legollm.core.tokenization.patterns import GPT4_SPLIT_PATTERN
-from legollm.core.tokenization.training import merge_pair, train_merges
+from legollm.core.tokenization.training import merge_pair, train_merges, warn_if_short
 
 _CACHE_LIMIT = 500_000  # distinct chunks kept; cleared when full so memory stays bounded
 _LONG_CHUNK = 256  # bytes; longer chunks merge all occurrences of a pair per pass
@@ -155,6 +155,7 @@ class RegexBPETokenizer(Tokenizer):
         if verbose:
             dt = time.perf_counter() - t0
             print(f"trained {len(merges):,} merges in {dt:.2f}s (vocab size {self.vocab_size:,})")
+        warn_if_short(vocab_size, self.vocab_size, "every pre-split chunk of the text")
 
     # -- encoding -------------------------------------------------------------
     # A chunk is merged one pair at a time, lowest rank first (leftmost on ties). The
