@@ -30,6 +30,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from tqdm.auto import tqdm
 
 from legollm.core.exceptions import ConfigError
 from legollm.finetuning.dataset import InstructionLoader, collate
@@ -128,17 +129,26 @@ class PreferenceLoader(InstructionLoader):
 
 
 @torch.no_grad()
-def reference_logps(model, examples, batch_size: int, pad_id: int, device) -> list[tuple]:
-    """The examples with the model's (reference) log-probabilities of both responses."""
+def reference_logps(
+    model, examples, batch_size: int, pad_id: int, device, progress: bool = False, desc: str = ""
+) -> list[tuple]:
+    """The examples with the model's (reference) log-probabilities of both responses.
+
+    A forward pass over every pair before the first step: minutes on a CPU, so
+    ``progress`` shows a bar (``desc`` names the split) instead of a silent wait.
+    """
     was_training = model.training
     model.eval()
     out = []
-    for s in range(0, len(examples), batch_size):
-        pairs = examples[s : s + batch_size]
-        rows = [(p[0], p[1]) for p in pairs] + [(p[2], p[3]) for p in pairs]
-        x, y = collate(rows, pad_id)
-        logps = sequence_logps(model, x.to(device), y.to(device)).view(2, -1).t().tolist()
-        out.extend((*p[:4], c, r) for p, (c, r) in zip(pairs, logps, strict=True))
+    label = f"reference log-probs{f' ({desc})' if desc else ''}"
+    with tqdm(total=len(examples), desc=label, unit="pair", disable=not progress) as bar:
+        for s in range(0, len(examples), batch_size):
+            pairs = examples[s : s + batch_size]
+            rows = [(p[0], p[1]) for p in pairs] + [(p[2], p[3]) for p in pairs]
+            x, y = collate(rows, pad_id)
+            logps = sequence_logps(model, x.to(device), y.to(device)).view(2, -1).t().tolist()
+            out.extend((*p[:4], c, r) for p, (c, r) in zip(pairs, logps, strict=True))
+            bar.update(len(pairs))
     model.train(was_training)
     return out
 
@@ -189,8 +199,9 @@ def build_dpo_trainer(cfg: DPOConfig, *, resume: bool = False) -> DPOTrainer:
     args = run.loader_args
     model = run.model.to(run.device)
     ref_batch = max(1, run.tcfg.batch_size)
-    train = reference_logps(model, run.train, ref_batch, args["pad_id"], run.device)
-    val = reference_logps(model, run.val, ref_batch, args["pad_id"], run.device)
+    show = run.tcfg.progress and run.info.is_main  # one bar, from rank 0
+    train = reference_logps(model, run.train, ref_batch, args["pad_id"], run.device, show, "train")
+    val = reference_logps(model, run.val, ref_batch, args["pad_id"], run.device, show, "val")
     bs = run.tcfg.batch_size
     train_loader = PreferenceLoader(train, bs, shuffle=True, seed=run.tcfg.seed,
                                     sort_by_length=cfg.sort_by_length, **args)  # fmt: skip
