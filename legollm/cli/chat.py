@@ -12,7 +12,7 @@ was trained with, else ``plain`` (``dialogue``, with no ``#``, for a character-l
 model whose vocabulary lacks it). A model that can write neither is told at start-up.
 
     legollm chat path/to/Llama-3.2-1B-Instruct
-    legollm chat runs/sft-gpt2 --template alpaca --max-new-tokens 256
+    legollm chat runs/sft_the_verdict_cpu --max-new-tokens 64   # see configs/sft/
 """
 
 from __future__ import annotations

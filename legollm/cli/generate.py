@@ -3,7 +3,7 @@
 MODEL is a LegoLLM checkpoint (a .pt file or a run directory) or a Hugging Face
 model directory (config.json + safetensors + its tokenizer files).
 
-    legollm generate runs/demo --prompt "The " --max-new-tokens 200
+    legollm generate runs/demo/run --prompt "The " --max-new-tokens 200   # after legollm demo
     legollm generate path/to/gpt2 --prompt "Hello" --strategy greedy --stop "\\n\\n"
 """
 
