@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from legollm.core.config import config_from_dict
 from legollm.core.exceptions import ConfigError, DataError
 from legollm.data.meta import DTYPES, META_VERSION, check_dtype, dtype_for_max_id, write_meta
 from legollm.data.tokenizer_spec import (
@@ -76,17 +77,13 @@ class PrepareConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> PrepareConfig:
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise ConfigError(f"unknown prepare config field(s) {unknown}; known: {sorted(names)}")
-        missing = [k for k in ("inputs", "output_dir") if d.get(k) in (None, [], "")]
-        if missing:
-            raise ConfigError(f"prepare config needs {missing}")
-        d = dict(d)
-        if isinstance(d["inputs"], str):
-            d["inputs"] = [d["inputs"]]
-        return cls(**d)
+        if isinstance(d, dict) and isinstance(d.get("inputs"), str):
+            d = {**d, "inputs": [d["inputs"]]}
+        config = config_from_dict(cls, d, "prepare config")
+        empty = [k for k in ("inputs", "output_dir") if not getattr(config, k)]
+        if empty:
+            raise ConfigError(f"prepare config needs {empty}")
+        return config
 
     @classmethod
     def from_yaml(cls, path: str | os.PathLike[str]) -> PrepareConfig:

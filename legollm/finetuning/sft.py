@@ -30,6 +30,7 @@ from typing import Any
 
 import torch
 
+from legollm.core.config import config_from_dict
 from legollm.core.exceptions import ConfigError, DataError, ModelLoadError
 from legollm.training.trainer import Trainer
 
@@ -98,17 +99,7 @@ class SFTConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> SFTConfig:
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise ConfigError(
-                f"unknown {cls.__name__[:-6].lower()} config field(s) {unknown}; "
-                f"known: {sorted(names)}"
-            )
-        try:
-            return cls(**d)
-        except TypeError as e:
-            raise ConfigError(f"{cls.__name__[:-6].lower()} config: {e}") from e
+        return config_from_dict(cls, d, f"{cls.__name__.removesuffix('Config').lower()} config")
 
     @classmethod
     def from_yaml(cls, path: str | os.PathLike[str], overrides: list[str] | None = None):
