@@ -9,7 +9,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import IO
 
-from legollm.core.exceptions import DataError
+from legollm.core.exceptions import ConfigError, DataError
 
 
 def read_file(path: str | os.PathLike[str], encoding: str = "utf-8") -> str:
@@ -57,11 +57,33 @@ def atomic_path(path: str | os.PathLike[str]) -> tuple[Path, Path]:
     return Path(tmp), final
 
 
+def check_writable_dir(path: str | os.PathLike[str], what: str) -> Path:
+    """Fail now, in one line, if ``path`` cannot be (or become) a directory we write into.
+
+    Long jobs write their outputs late: finding out after an hour of training that the
+    folder is read-only loses the hour. Nothing is created: a temp directory made and
+    removed in the nearest existing ancestor proves the write works (permission bits
+    alone would not: root ignores them, and immutable or read-only mounts refuse root).
+    """
+    target = Path(path)
+    probe = target.absolute()
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise ConfigError(f"{what} {str(target)!r}: {probe} is a file; choose a directory")
+    try:
+        os.rmdir(tempfile.mkdtemp(dir=probe, prefix=".legollm-probe-"))
+    except OSError as e:
+        raise ConfigError(
+            f"cannot write {what} {str(target)!r}: {probe} refuses new files ({e.strerror}); "
+            "choose a directory you can write to"
+        ) from None
+    return target
+
+
 def read_yaml_mapping(path: str | os.PathLike[str], what: str = "config fields") -> dict:
     """Read a YAML file that must hold a mapping, with one clear ConfigError otherwise."""
     import yaml
-
-    from legollm.core.exceptions import ConfigError
 
     p = Path(path)
     if not p.is_file():

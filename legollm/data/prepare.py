@@ -30,6 +30,7 @@ import numpy as np
 
 from legollm.core.config import config_from_dict
 from legollm.core.exceptions import ConfigError, DataError
+from legollm.core.utils import check_writable_dir
 from legollm.data.meta import DTYPES, META_VERSION, check_dtype, dtype_for_max_id, write_meta
 from legollm.data.tokenizer_spec import (
     EOT,
@@ -255,9 +256,7 @@ def prepare_dataset(config: PrepareConfig | dict[str, Any] | None = None, **kwar
     _separator(config.split)
     files = collect_files(config)
     spec = _tokenizer_spec(config)
-    out = Path(config.output_dir)
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"output_dir {out} exists and is not a folder")
+    out = check_writable_dir(config.output_dir, "output_dir")  # before the long tokenizing
 
     if spec["type"] == "char":  # the vocabulary is the data's own characters
         tok = CharTokenizer.from_text(iter_documents(config, files))

@@ -146,6 +146,8 @@ class Tokenizer:
             raise TokenizerError(f"tokenizer file not found: {p}")
         try:
             data = json.loads(p.read_text(encoding="utf-8"))
+            if not isinstance(data, dict):
+                raise ValueError(f"it holds a JSON {type(data).__name__}, not a LegoLLM tokenizer")
             if data.get("format") != FORMAT_NAME:
                 raise ValueError(f"format is {data.get('format')!r}, expected {FORMAT_NAME!r}")
             if data.get("version") != FORMAT_VERSION:
