@@ -119,7 +119,7 @@ def resume_latest(trainer, run_dir) -> None:
         raise TrainingError(
             f"--resume: {ckpt} is at step {trainer.step} and max_iters is "
             f"{trainer.config.max_iters}, so there is nothing to train; raise max_iters "
-            f"(e.g. max_iters={2 * trainer.step}) to continue"
+            f"(e.g. max_iters={max(2 * trainer.step, 1)}) to continue"
         )
 
 
