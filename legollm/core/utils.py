@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from collections.abc import Iterator
@@ -15,6 +16,8 @@ from legollm.core.exceptions import ConfigError, DataError
 def read_file(path: str | os.PathLike[str], encoding: str = "utf-8") -> str:
     """Read a whole text file, with an error that names the file when it is missing."""
     p = Path(path)
+    if p.is_dir():
+        raise DataError(f"{p} is a folder, not a file; give the path of a text file inside it")
     if not p.is_file():
         raise DataError(f"file not found: {p} (check the path; it must be a readable text file)")
     try:
@@ -70,15 +73,24 @@ def check_writable_dir(path: str | os.PathLike[str], what: str) -> Path:
     while not probe.exists() and probe != probe.parent:
         probe = probe.parent
     if not probe.is_dir():
-        raise ConfigError(f"{what} {str(target)!r}: {probe} is a file; choose a directory")
+        raise ConfigError(f"cannot write to {what} {target}: {probe} is a file; choose a folder")
     try:
         os.rmdir(tempfile.mkdtemp(dir=probe, prefix=".legollm-probe-"))
     except OSError as e:
         raise ConfigError(
-            f"cannot write {what} {str(target)!r}: {probe} refuses new files ({e.strerror}); "
-            "choose a directory you can write to"
+            f"cannot write to {what} {target}: {probe} refuses new files ({e.strerror}); "
+            "choose a folder you can write to"
         ) from None
     return target
+
+
+def file_sha256(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
+    """The SHA-256 of a file's bytes, read in chunks (prepared data, checkpoints, downloads)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
 
 
 def read_yaml_mapping(path: str | os.PathLike[str], what: str = "config fields") -> dict:

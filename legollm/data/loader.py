@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from legollm.core.exceptions import ConfigError, DataError
-from legollm.data.meta import DTYPES, read_meta
+from legollm.data.meta import DTYPES, check_split_file, read_meta
 
 MODES = ("random", "sequential")
 
@@ -70,9 +70,7 @@ class TokenDataLoader:
         dtype = dtype or (self.meta["dtype"] if self.meta else "uint16")
         if dtype not in DTYPES:
             raise ConfigError(f"unknown dtype {dtype!r}; use one of {sorted(DTYPES)}")
-        itemsize = np.dtype(DTYPES[dtype]).itemsize
-        if p.stat().st_size % itemsize:
-            raise DataError(f"{p} size is not a multiple of {dtype}; wrong dtype or corrupt file")
+        check_split_file(p, dtype, self.meta)
         self.data = np.memmap(p, dtype=DTYPES[dtype], mode="r")
         if len(self.data) < block_size + 1:
             raise DataError(

@@ -11,7 +11,6 @@ the reason.
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -121,6 +120,3 @@ class ModelConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
         return config_from_dict(cls, d, "model config")
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2)

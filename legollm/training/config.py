@@ -14,6 +14,7 @@ from typing import Any
 
 from legollm.core.config import config_from_dict
 from legollm.core.exceptions import ConfigError
+from legollm.training.presets import model_preset
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
@@ -133,8 +134,6 @@ def apply_overrides(d: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
         for part in parts[:-1]:
             sub = target.get(part)
             if isinstance(sub, str) and part == "model":
-                from legollm.training.presets import model_preset
-
                 sub = model_preset(sub)
             target[part] = dict(sub or {})
             target = target[part]

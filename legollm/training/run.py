@@ -14,13 +14,14 @@ from typing import Any
 import torch
 
 from legollm.core.exceptions import ConfigError, DataError, TrainingError
+from legollm.core.runtime import resolve_device
 from legollm.core.utils import check_writable_dir
 from legollm.peft.io import CONFIG_NAME as ADAPTER_CONFIG
 from legollm.peft.io import WEIGHTS_NAME as ADAPTER_WEIGHTS
 from legollm.training.config import TrainConfig
 from legollm.training.distributed import init_distributed
 from legollm.training.presets import model_preset
-from legollm.training.trainer import Trainer, resolve_device
+from legollm.training.trainer import Trainer
 
 RUN_FILES = ("latest.pt", "best.pt", "metrics.jsonl")
 """The files that make a directory a run: a fresh run there would replace them."""
@@ -68,11 +69,16 @@ def model_config_dict(cfg: TrainConfig, meta: dict[str, Any]) -> dict[str, Any]:
 def build_trainer(cfg: TrainConfig, *, resume: bool = False) -> Trainer:
     """Build the model and loaders described by ``cfg`` (and resume from its run_dir)."""
     from legollm.data.loader import TokenDataLoader
-    from legollm.data.meta import read_meta
+    from legollm.data.meta import read_meta, verify_tokenizer
 
     info = init_distributed()
+    if not cfg.data_dir:
+        raise DataError(
+            "data_dir is not set; prepare a dataset (legollm data prepare / data-prepare "
+            "--config ...) and pass data_dir=FOLDER"
+        )
     data = Path(cfg.data_dir)
-    if not cfg.data_dir or not data.is_dir():
+    if not data.is_dir():
         raise DataError(
             f"data dir {str(data)!r} not found; prepare one first "
             "(legollm data prepare / data-prepare --config ...) and set data_dir"
@@ -80,6 +86,9 @@ def build_trainer(cfg: TrainConfig, *, resume: bool = False) -> Trainer:
     meta = read_meta(data)
     if not (data / "train.bin").is_file():
         raise DataError(f"{data} has no train.bin; re-run data-prepare")
+    verify_tokenizer(meta, data)  # the files copied into the run must be the ones that wrote it
+    if cfg.eval_iters > 0:
+        check_val_split(data, meta, cfg.block_size)
     from legollm.models import DecoderLM, ModelConfig
 
     mcfg = ModelConfig.from_dict(model_config_dict(cfg, meta))
@@ -97,16 +106,29 @@ def build_trainer(cfg: TrainConfig, *, resume: bool = False) -> Trainer:
     )
     train = TokenDataLoader(data, split="train", mode=cfg.loader_mode, **common)
     val = None
-    if (data / "val.bin").is_file() and meta["num_tokens"].get("val", 0) > cfg.block_size:
+    if cfg.eval_iters > 0:
         val = TokenDataLoader(data, split="val", mode="sequential", **common)
     trainer = Trainer(model, cfg, train, val, run_dir=cfg.run_dir, tokenizer=meta["tokenizer"])
     if info.rank == 0:  # checkpoints name these copies, so the run outlives the data dir
-        from legollm.data.tokenizer_spec import copy_spec_files
+        from legollm.core.tokenization.specs import copy_spec_files
 
         trainer.tokenizer = copy_spec_files(meta["tokenizer"], cfg.run_dir)
     if resume:
         resume_latest(trainer, cfg.run_dir)
     return trainer
+
+
+def check_val_split(data: Path, meta: dict[str, Any], block_size: int) -> None:
+    """Validation needs one window of ``block_size + 1`` val tokens: without it the run
+    would skip every eval and never write best.pt, so say what to change instead."""
+    n = int(meta["num_tokens"].get("val", 0)) if (data / "val.bin").is_file() else 0
+    if n < block_size + 1:
+        lower = f"lower block_size to at most {n - 1:,}, " if n >= 2 else ""
+        raise DataError(
+            f"{data / 'val.bin'} holds {n:,} tokens, fewer than block_size + 1 = "
+            f"{block_size + 1:,}, so validation cannot run: {lower}re-run data-prepare with "
+            "a larger val_fraction, or set eval_iters=0 to train without validation"
+        )
 
 
 def resume_latest(trainer, run_dir) -> None:
@@ -168,6 +190,7 @@ __all__ = [
     "RUN_OUTPUTS",
     "build_trainer",
     "check_step_memory",
+    "check_val_split",
     "claim_run_dir",
     "device_memory",
     "model_config_dict",
