@@ -7,6 +7,7 @@ config) runs here, before the first step.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,11 @@ import torch
 
 from legollm.core.exceptions import ConfigError, DataError, TrainingError
 from legollm.core.runtime import resolve_device
+from legollm.core.tokenization.specs import copy_spec_files
 from legollm.core.utils import check_writable_dir
+from legollm.data.loader import TokenDataLoader
+from legollm.data.meta import read_meta, verify_tokenizer
+from legollm.models import DecoderLM, ModelConfig
 from legollm.peft.io import CONFIG_NAME as ADAPTER_CONFIG
 from legollm.peft.io import WEIGHTS_NAME as ADAPTER_WEIGHTS
 from legollm.training.config import TrainConfig
@@ -68,9 +73,6 @@ def model_config_dict(cfg: TrainConfig, meta: dict[str, Any]) -> dict[str, Any]:
 
 def build_trainer(cfg: TrainConfig, *, resume: bool = False) -> Trainer:
     """Build the model and loaders described by ``cfg`` (and resume from its run_dir)."""
-    from legollm.data.loader import TokenDataLoader
-    from legollm.data.meta import read_meta, verify_tokenizer
-
     info = init_distributed()
     if not cfg.data_dir:
         raise DataError(
@@ -89,8 +91,6 @@ def build_trainer(cfg: TrainConfig, *, resume: bool = False) -> Trainer:
     verify_tokenizer(meta, data)  # the files copied into the run must be the ones that wrote it
     if cfg.eval_iters > 0:
         check_val_split(data, meta, cfg.block_size)
-    from legollm.models import DecoderLM, ModelConfig
-
     mcfg = ModelConfig.from_dict(model_config_dict(cfg, meta))
     device = resolve_device(cfg.device, info.local_rank)
     check_step_memory(cfg, mcfg, device)
@@ -104,14 +104,15 @@ def build_trainer(cfg: TrainConfig, *, resume: bool = False) -> Trainer:
         world_size=info.world_size,
         device=device,
     )
-    train = TokenDataLoader(data, split="train", mode=cfg.loader_mode, **common)
+    train = TokenDataLoader(
+        data, split="train", mode=cfg.loader_mode, stride=cfg.loader_stride, **common
+    )
+    cfg = with_epoch_length(cfg, len(train))
     val = None
     if cfg.eval_iters > 0:
         val = TokenDataLoader(data, split="val", mode="sequential", **common)
     trainer = Trainer(model, cfg, train, val, run_dir=cfg.run_dir, tokenizer=meta["tokenizer"])
     if info.rank == 0:  # checkpoints name these copies, so the run outlives the data dir
-        from legollm.core.tokenization.specs import copy_spec_files
-
         trainer.tokenizer = copy_spec_files(meta["tokenizer"], cfg.run_dir)
     if resume:
         resume_latest(trainer, cfg.run_dir)
@@ -129,6 +130,19 @@ def check_val_split(data: Path, meta: dict[str, Any], block_size: int) -> None:
             f"{block_size + 1:,}, so validation cannot run: {lower}re-run data-prepare with "
             "a larger val_fraction, or set eval_iters=0 to train without validation"
         )
+
+
+def with_epoch_length(cfg: TrainConfig, batches_per_epoch: int) -> TrainConfig:
+    """``epochs: N`` becomes max_iters: N passes of ``batches_per_epoch`` micro-batches."""
+    if cfg.epochs is None:
+        return cfg
+    steps = cfg.epochs * batches_per_epoch // cfg.grad_accum_steps
+    if steps < 1:
+        raise ConfigError(
+            f"epochs={cfg.epochs} of {batches_per_epoch} batch(es) is less than one step of "
+            f"grad_accum_steps={cfg.grad_accum_steps}; train more epochs or accumulate less"
+        )
+    return dataclasses.replace(cfg, max_iters=steps)
 
 
 def resume_latest(trainer, run_dir) -> None:
@@ -195,4 +209,5 @@ __all__ = [
     "device_memory",
     "model_config_dict",
     "resume_latest",
+    "with_epoch_length",
 ]
