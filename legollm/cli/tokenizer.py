@@ -54,8 +54,9 @@ def train(args) -> int:
     from legollm.core.tokenization import RegexBPETokenizer
     from legollm.core.tokenization.patterns import PATTERNS
     from legollm.core.tokenization.training import VocabularyShortWarning
-    from legollm.core.utils import read_file
+    from legollm.core.utils import check_writable_dir, read_file
 
+    check_writable_dir(Path(args.output).parent, "the folder of --output")  # before training
     text = "\n\n".join(read_file(f) for f in args.input)
     tok = RegexBPETokenizer(pattern=PATTERNS.get(args.pattern, args.pattern))
     print(f"training on {len(text):,} characters from {len(args.input)} file(s)")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import tempfile
@@ -10,12 +11,16 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import IO
 
-from legollm.core.exceptions import DataError
+import yaml
+
+from legollm.core.exceptions import ConfigError, DataError
 
 
 def read_file(path: str | os.PathLike[str], encoding: str = "utf-8") -> str:
     """Read a whole text file, with an error that names the file when it is missing."""
     p = Path(path)
+    if p.is_dir():
+        raise DataError(f"{p} is a folder, not a file; give the path of a text file inside it")
     if not p.is_file():
         raise DataError(f"file not found: {p} (check the path; it must be a readable text file)")
     try:
@@ -25,10 +30,10 @@ def read_file(path: str | os.PathLike[str], encoding: str = "utf-8") -> str:
 
 
 TEMP_SUFFIX = ".tmp"
-_OUR_TEMP = re.compile(r"\..+\.[a-z0-9_]{8}\.tmp")  # what mkstemp makes in temp_beside
+_OUR_TEMP = re.compile(r"\..+\.[a-z0-9_]{8}\.tmp")  # what mkstemp makes in _temp_beside
 
 
-def temp_beside(path: str | os.PathLike[str]) -> Path:
+def _temp_beside(path: str | os.PathLike[str]) -> Path:
     """Create an empty temp file ``.NAME.XXXX.tmp`` beside ``path`` and return its path.
 
     ``mkstemp`` makes it mode 0600 so that no one else can race us to it; the file is
@@ -67,7 +72,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     half-written file.
     """
     final = Path(path)
-    tmp = temp_beside(final)
+    tmp = _temp_beside(final)
     try:
         yield tmp
         os.replace(tmp, final)
@@ -92,7 +97,7 @@ def atomic_write(path: str | os.PathLike[str], mode: str = "w", **kwargs) -> Ite
 def remove_stale_temps(directory: str | os.PathLike[str]) -> list[Path]:
     """Delete the temp files a killed writer left in ``directory``; returns them.
 
-    Only our own naming is touched (``.NAME.XXXXXXXX.tmp``, see :func:`temp_beside`).
+    Only our own naming is touched (``.NAME.XXXXXXXX.tmp``, see :func:`_temp_beside`).
     Call it when a run starts, before anything writes there: a ``kill -9`` during
     ``torch.save`` otherwise leaves a ``.latest.pt.*.tmp`` as large as a checkpoint.
     """
@@ -105,12 +110,41 @@ def remove_stale_temps(directory: str | os.PathLike[str]) -> list[Path]:
     return removed
 
 
+def check_writable_dir(path: str | os.PathLike[str], what: str) -> Path:
+    """Fail now, in one line, if ``path`` cannot be (or become) a directory we write into.
+
+    Long jobs write their outputs late: finding out after an hour of training that the
+    folder is read-only loses the hour. Nothing is created: a temp directory made and
+    removed in the nearest existing ancestor proves the write works (permission bits
+    alone would not: root ignores them, and immutable or read-only mounts refuse root).
+    """
+    target = Path(path)
+    probe = target.absolute()
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise ConfigError(f"cannot write to {what} {target}: {probe} is a file; choose a folder")
+    try:
+        os.rmdir(tempfile.mkdtemp(dir=probe, prefix=".legollm-probe-"))
+    except OSError as e:
+        raise ConfigError(
+            f"cannot write to {what} {target}: {probe} refuses new files ({e.strerror}); "
+            "choose a folder you can write to"
+        ) from None
+    return target
+
+
+def file_sha256(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
+    """The SHA-256 of a file's bytes, read in chunks (prepared data, checkpoints, downloads)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
 def read_yaml_mapping(path: str | os.PathLike[str], what: str = "config fields") -> dict:
     """Read a YAML file that must hold a mapping, with one clear ConfigError otherwise."""
-    import yaml
-
-    from legollm.core.exceptions import ConfigError
-
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"config file not found: {p}")

@@ -12,11 +12,19 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+import yaml
+
+from legollm.core.config import config_from_dict
 from legollm.core.exceptions import ConfigError
+from legollm.core.utils import read_yaml_mapping
+from legollm.training.presets import model_preset
+from legollm.training.schedule import SCHEDULES
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 LOSS_NORMS = ("tokens", "micro_steps")
+LOADER_MODES = ("random", "sequential", "epochs")  # see legollm.data.loader
+DECAY_PARAMS = ("matrices", "all")  # see legollm.training.optim
 
 
 @dataclass
@@ -44,6 +52,7 @@ class TrainConfig:
     schedule: str = "cosine"  # cosine | wsd | constant
     decay_frac: float = 0.2  # wsd: fraction of training spent decaying
     weight_decay: float = 0.1
+    weight_decay_params: str = "matrices"  # matrices (>= 2-D) | all (as AdamW(model.parameters()))
     beta1: float = 0.9
     beta2: float = 0.99
     eps: float = 1e-8
@@ -65,7 +74,11 @@ class TrainConfig:
     compile: bool = False
     threads: int | None = None  # torch intra-op threads on CPU; None = torch's default
     seed: int = 1337
-    loader_mode: str = "random"
+    loader_mode: str = "random"  # random | sequential | epochs (stride windows, shuffled passes)
+    loader_stride: int | None = None  # epochs mode: tokens between window starts; None = block_size
+    # epochs mode: train this many whole passes; sets max_iters from the data
+    # (epochs * batches per epoch // grad_accum_steps), so give one or the other
+    epochs: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # free-form notes kept with the run
 
     def __post_init__(self) -> None:
@@ -88,8 +101,18 @@ class TrainConfig:
         need(self.precision in PRECISIONS, f"precision must be one of {PRECISIONS}")
         need(self.loss_normalization in LOSS_NORMS, f"loss_normalization: one of {LOSS_NORMS}")
         need(isinstance(self.model, (str, dict)), "model must be a preset name or a mapping")
-        from legollm.training.schedule import SCHEDULES
-
+        need(self.loader_mode in LOADER_MODES, f"loader_mode must be one of {LOADER_MODES}")
+        need(
+            self.weight_decay_params in DECAY_PARAMS,
+            f"weight_decay_params must be one of {DECAY_PARAMS}, got {self.weight_decay_params!r}",
+        )
+        for name in ("epochs", "loader_stride"):
+            value = getattr(self, name)
+            need(value is None or value >= 1, f"{name} must be >= 1 (or null), got {value}")
+            need(
+                value is None or self.loader_mode == "epochs",
+                f"{name} needs loader_mode: epochs (it is {self.loader_mode!r})",
+            )
         need(self.schedule in SCHEDULES, f"schedule must be one of {SCHEDULES}")
 
     # -- (de)serialisation
@@ -98,26 +121,20 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
-        if not isinstance(d, dict):
-            raise ConfigError(f"train config must be a mapping, got {type(d).__name__}")
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise ConfigError(f"unknown train config field(s) {unknown}; known: {sorted(names)}")
-        try:
-            return cls(**d)
-        except TypeError as e:
-            raise ConfigError(f"train config: {e}") from e
+        return config_from_dict(cls, d, "train config")
 
     @classmethod
     def from_yaml(
         cls, path: str | os.PathLike[str], overrides: list[str] | None = None
     ) -> TrainConfig:
         """Read a YAML file, then apply ``key=value`` overrides (see :func:`apply_overrides`)."""
-        from legollm.core.utils import read_yaml_mapping
-
-        d = read_yaml_mapping(path, "train config fields")
-        return cls.from_dict(apply_overrides(d, overrides or []))
+        d = apply_overrides(read_yaml_mapping(path, "train config fields"), overrides or [])
+        if d.get("epochs") is not None and d.get("max_iters") is not None:
+            raise ConfigError(
+                f"train config: epochs ({d['epochs']}) and max_iters ({d['max_iters']}) both "
+                "say how long to train; give one (e.g. epochs=null max_iters=5 for a short run)"
+            )
+        return cls.from_dict(d)
 
 
 def apply_overrides(d: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
@@ -126,8 +143,6 @@ def apply_overrides(d: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     >>> apply_overrides({"lr": 1.0, "model": {"n_layer": 4}}, ["lr=3e-4", "model.n_layer=2"])
     {'lr': 0.0003, 'model': {'n_layer': 2}}
     """
-    import yaml
-
     d = dict(d)
     for item in overrides:
         key, sep, raw = item.partition("=")
@@ -141,8 +156,6 @@ def apply_overrides(d: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
         for part in parts[:-1]:
             sub = target.get(part)
             if isinstance(sub, str) and part == "model":
-                from legollm.training.presets import model_preset
-
                 sub = model_preset(sub)
             target[part] = dict(sub or {})
             target = target[part]
@@ -158,4 +171,12 @@ def _is_float(s: str) -> bool:
     return True
 
 
-__all__ = ["DEVICES", "LOSS_NORMS", "PRECISIONS", "TrainConfig", "apply_overrides"]
+__all__ = [
+    "DECAY_PARAMS",
+    "DEVICES",
+    "LOADER_MODES",
+    "LOSS_NORMS",
+    "PRECISIONS",
+    "TrainConfig",
+    "apply_overrides",
+]

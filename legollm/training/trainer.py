@@ -29,15 +29,16 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from legollm.core.exceptions import ConfigError, TrainingError
+from legollm.core.exceptions import TrainingError
+from legollm.core.runtime import resolve_device, resolve_precision, unwrap_model
 from legollm.core.utils import remove_stale_temps
+from legollm.models.config import ModelConfig
 from legollm.models.decoder import count_parameters
 from legollm.training.checkpoint import (
     load_checkpoint,
     rng_state,
     save_checkpoint,
     set_rng_state,
-    unwrap_model,
 )
 from legollm.training.config import TrainConfig
 from legollm.training.distributed import current_dist_info
@@ -53,34 +54,6 @@ from legollm.training.optim import build_optimizer
 from legollm.training.schedule import lr_at
 
 IGNORE_INDEX = -100
-
-
-def resolve_device(name: str = "auto", local_rank: int = 0) -> torch.device:
-    """The one device policy: CUDA if present, then Apple MPS, then CPU."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            name = "cuda"
-        elif torch.backends.mps.is_available():
-            name = "mps"
-        else:
-            name = "cpu"
-    if name == "cuda":
-        if not torch.cuda.is_available():
-            raise ConfigError("device=cuda but no CUDA GPU is visible; use device=auto or cpu")
-        return torch.device("cuda", local_rank)
-    if name == "mps" and not torch.backends.mps.is_available():
-        raise ConfigError("device=mps but MPS is not available; use device=auto or cpu")
-    return torch.device(name)
-
-
-def resolve_precision(precision: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype (None = plain fp32). ``auto`` is bf16 on CUDA GPUs that have it."""
-    if precision == "auto":
-        ok = device.type == "cuda" and torch.cuda.is_bf16_supported()
-        return torch.bfloat16 if ok else None
-    if precision == "fp16" and device.type != "cuda":
-        raise ConfigError("precision=fp16 (with GradScaler) needs CUDA; use bf16 or fp32")
-    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
 
 
 class Trainer:
@@ -124,6 +97,7 @@ class Trainer:
             eps=config.eps,
             device_type=self.device.type,
             fused=config.fused_optimizer,
+            decay=config.weight_decay_params,
         )
         self.model: nn.Module = self.raw_model
         self._compiled = False
@@ -286,8 +260,11 @@ class Trainer:
         ckpt = load_checkpoint(path, map_location="cpu")
         mcfg = getattr(self.raw_model, "config", None)
         mine = mcfg.to_dict() if hasattr(mcfg, "to_dict") else None
-        if mine is not None and ckpt["model_config"] != mine:
-            diff = sorted(k for k in mine if ckpt["model_config"].get(k) != mine[k])
+        theirs = ckpt["model_config"]
+        if isinstance(mcfg, ModelConfig):  # fields added since it was written take defaults
+            theirs = ModelConfig.from_dict(theirs).to_dict()
+        if mine is not None and theirs != mine:
+            diff = sorted(k for k in mine if theirs.get(k) != mine[k])
             raise TrainingError(
                 f"checkpoint {path} was trained with a different model config (differs in "
                 f"{diff}); resume with the same model settings or start a new run_dir"
@@ -454,4 +431,4 @@ class Trainer:
         return plot_metrics(self.run_dir / "metrics.jsonl", self.run_dir / "loss.png")
 
 
-__all__ = ["IGNORE_INDEX", "Trainer", "resolve_device", "resolve_precision"]
+__all__ = ["IGNORE_INDEX", "Trainer"]

@@ -12,7 +12,7 @@ import torch
 
 from legollm.cli.chat import HELP
 from legollm.cli.main import main
-from legollm.data.tokenizer_spec import CharTokenizer
+from legollm.core.tokenization.specs import CharTokenizer
 from legollm.finetuning.templates import get_chat_template
 from legollm.generation import generate
 from legollm.models import DecoderLM, ModelConfig

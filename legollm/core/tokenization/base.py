@@ -146,6 +146,8 @@ class Tokenizer:
             raise TokenizerError(f"tokenizer file not found: {p}")
         try:
             data = json.loads(p.read_text(encoding="utf-8"))
+            if not isinstance(data, dict):
+                raise ValueError(f"it holds a JSON {type(data).__name__}, not a LegoLLM tokenizer")
             if data.get("format") != FORMAT_NAME:
                 raise ValueError(f"format is {data.get('format')!r}, expected {FORMAT_NAME!r}")
             if data.get("version") != FORMAT_VERSION:
@@ -171,9 +173,7 @@ class Tokenizer:
             self._set_options(data)
             self.special_tokens, self.inverse_special_tokens = {}, {}
             self.register_special_tokens({k: int(v) for k, v in data["special_tokens"].items()})
-        except TokenizerError as e:
-            raise TokenizerError(f"corrupt tokenizer file {p}: {e}") from e
-        except (ValueError, KeyError, TypeError, IndexError) as e:
+        except (TokenizerError, ValueError, KeyError, TypeError, IndexError) as e:
             raise TokenizerError(f"corrupt tokenizer file {p}: {e}") from e
         self._after_load()
         return self

@@ -5,19 +5,20 @@ from __future__ import annotations
 
 import torch
 
-from legollm.finetuning.dpo import reference_logps
+from legollm.finetuning.dataset import Example
+from legollm.finetuning.dpo import PreferencePair, reference_logps
 from legollm.models import DecoderLM, ModelConfig
 
 TINY = ModelConfig(vocab_size=50, context_length=32, n_layer=1, n_head=2, n_embd=16)
 
 
-def pairs(n: int) -> list[tuple]:
-    """``(x_chosen, y_chosen, x_rejected, y_rejected)`` for n made-up preference pairs."""
+def pairs(n: int) -> list[PreferencePair]:
+    """n made-up preference pairs: a 3-token prompt, then 3 response tokens each."""
     g = torch.Generator().manual_seed(0)
     out = []
     for _ in range(n):
         ids = [torch.randint(0, 50, (6,), generator=g).tolist() for _ in range(2)]
-        out.append(tuple(x for seq in ids for x in (seq[:-1], [-100, -100] + seq[3:])))
+        out.append(PreferencePair(*(Example(seq[:-1], [-100, -100] + seq[3:]) for seq in ids)))
     return out
 
 
