@@ -33,8 +33,8 @@ import torch.nn.functional as F
 
 from legollm.core.exceptions import ConfigError
 from legollm.finetuning.dataset import InstructionLoader, collate
-from legollm.finetuning.formats import IGNORE_INDEX
 from legollm.finetuning.sft import SFTConfig, SFTTrainer, finish_trainer, setup_finetuning
+from legollm.models.loss import lm_loss
 
 PREFERENCE_FIELDS = ("instruction", "chosen", "rejected")  # input is optional
 
@@ -65,9 +65,7 @@ class DPOConfig(SFTConfig):
 # ------------------------------------------------------------------------------ the math
 def sequence_logps(model, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """(rows,): the summed log-probability of each row's labelled tokens (-100 skipped)."""
-    logits = model(x)
-    nll = F.cross_entropy(logits.flatten(0, 1).float(), y.flatten(), ignore_index=IGNORE_INDEX,
-                          reduction="none")  # fmt: skip
+    nll = lm_loss(model(x), y, reduction="none")  # 0 where the target is -100
     return -nll.view(y.shape).sum(dim=-1)
 
 
