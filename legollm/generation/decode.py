@@ -10,8 +10,8 @@ id is finished: it keeps receiving EOS while the others go on.
 
 When the sequence would outgrow the model's context, decoding crops to the
 context (``crop_to_context``): each step re-runs the last ``context_length``
-tokens without a cache. With learned positions a cached window cannot be shifted (the cached keys
-carry absolute positions). RoPE only encodes relative distances, so a rolling
+tokens without a cache. With learned positions a cached window cannot be
+shifted (the cached keys carry absolute positions). RoPE only encodes relative distances, so a rolling
 cache would keep the scores right, but each kept key was still computed while
 seeing tokens that have since left the window; re-running the window is what the
 model computes for that text, so both kinds take the same (exact) path.
