@@ -139,7 +139,7 @@ def main() -> None:
         rows["TRL DPOTrainer"] = trainer.preference_metrics(model=load_pretrained(trained))
         times["TRL DPOTrainer"] = (trl_s, 0.0)
 
-    n_val = trainer.sft["n_val"]
+    n_val = len(trainer.run.val)
     print(f"\nDPO, {args.steps} steps of {args.batch_size} pairs, beta {args.beta}, lr {args.lr}, "
           f"fp32, {args.threads} threads; scored on {n_val} held-out pairs:")  # fmt: skip
     print("| model | val accuracy | reward margin | val DPO loss |\n| --- | --- | --- | --- |")

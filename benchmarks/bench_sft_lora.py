@@ -155,8 +155,8 @@ def run_mode(args: argparse.Namespace) -> dict:
         "val_before": val_before,
         "val_after": val_after,
         "load_after": float(Path("/proc/loadavg").read_text().split()[0]),
-        "n_train": trainer.sft["n_train"],
-        "n_val": trainer.sft["n_val"],
+        "n_train": trainer.run.n_train,
+        "n_val": len(trainer.run.val),
     }
 
 

@@ -4,6 +4,10 @@ GPT-2 is the DecoderLM with LayerNorm, learned positions, a GELU MLP, biases
 everywhere and tied embeddings. Its checkpoints use Conv1D layers, whose
 weights are stored (in, out), the transpose of nn.Linear's, and one fused
 ``c_attn`` matrix for queries, keys and values, which we split into three.
+
+The ``gpt2`` presets also hold the small GPT-2-style models trained from scratch
+(``gpt2:tiny``, ``gpt2:small``, ``gpt2:shakespeare-gpu``; training configs name them
+``tiny``, ``small``, ... and ``gpt2-124m`` / ``gpt2-350m`` for the first two releases).
 """
 
 from __future__ import annotations
@@ -11,10 +15,13 @@ from __future__ import annotations
 import os
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 from legollm.core.exceptions import ModelLoadError
 from legollm.models.config import ModelConfig
 from legollm.models.decoder import DecoderLM
+from legollm.models.presets import register_presets
+from legollm.models.pretrained import load_weights
 from legollm.models.registry import ArchitectureSpec, WeightRule, register_architecture
 
 
@@ -25,18 +32,50 @@ class GPT2Variant(StrEnum):
     XL = "gpt2-xl"
 
 
+_GPT2_STYLE: dict[str, Any] = dict(
+    norm="layernorm",
+    position="learned",
+    ffn="gelu_mlp",
+    gelu_approximate="tanh",
+    qkv_bias=True,
+    attn_out_bias=True,
+    mlp_bias=True,
+    norm_bias=True,
+    tie_embeddings=True,
+    dropout=0.0,
+)
+
+
+def gpt2_style(**fields: Any) -> ModelConfig:
+    """A ModelConfig with GPT-2's component choices; ``fields`` sets sizes and overrides."""
+    return ModelConfig(**{**_GPT2_STYLE, **fields})
+
+
 def _gpt2(n_layer: int, n_head: int, n_embd: int) -> ModelConfig:
-    return ModelConfig(
+    return gpt2_style(
         vocab_size=50257, context_length=1024, n_layer=n_layer, n_head=n_head, n_embd=n_embd
     )
 
 
-MODEL_CONFIGS: dict[GPT2Variant, ModelConfig] = {
-    GPT2Variant.GPT2: _gpt2(12, 12, 768),
-    GPT2Variant.MEDIUM: _gpt2(24, 16, 1024),
-    GPT2Variant.LARGE: _gpt2(36, 20, 1280),
-    GPT2Variant.XL: _gpt2(48, 25, 1600),
+PRESETS: dict[str, ModelConfig] = {
+    # OpenAI's releases (openai-community/gpt2*/config.json); parameter counts in the tests
+    GPT2Variant.GPT2.value: _gpt2(12, 12, 768),
+    GPT2Variant.MEDIUM.value: _gpt2(24, 16, 1024),
+    GPT2Variant.LARGE.value: _gpt2(36, 20, 1280),
+    GPT2Variant.XL.value: _gpt2(48, 25, 1600),
+    # to train from scratch; a run takes vocab_size and context_length from its data.
+    # A few seconds on a laptop CPU: tests and the demo
+    "tiny": gpt2_style(vocab_size=256, context_length=256, n_layer=2, n_head=2, n_embd=64),
+    # nanoGPT's Shakespeare-char recipes (65 characters): CPU, block 64; GPU, block 256
+    "small": gpt2_style(vocab_size=65, context_length=64, n_layer=4, n_head=4, n_embd=128),
+    "shakespeare-gpu": gpt2_style(
+        vocab_size=65, context_length=256, n_layer=6, n_head=6, n_embd=384, dropout=0.2
+    ),
 }
+register_presets("gpt2", PRESETS)
+
+# the seed's API, a view of the same configs: GPT2(MODEL_CONFIGS[GPT2Variant.GPT2])
+MODEL_CONFIGS: dict[GPT2Variant, ModelConfig] = {v: PRESETS[v.value] for v in GPT2Variant}
 
 
 class GPT2(DecoderLM):
@@ -126,8 +165,6 @@ register_architecture(SPEC)
 
 def load_gpt2_weights(model: DecoderLM, source: GPT2Variant | str | os.PathLike[str]) -> DecoderLM:
     """Load GPT-2 weights from a local HF dir / .safetensors file, or a variant from the hub."""
-    from legollm.models.pretrained import load_weights
-
     if isinstance(source, GPT2Variant) or (
         isinstance(source, str)
         and source in {v.value for v in GPT2Variant}

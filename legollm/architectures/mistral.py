@@ -10,9 +10,14 @@ GQA Llamas with a larger rope_theta.
 
 from __future__ import annotations
 
-from legollm.architectures.llama3 import config_from_hf as llama_config_from_hf
-from legollm.architectures.llama3 import hf_config, llama_style, weight_rules
+from legollm.architectures._llama_family import (
+    llama_config_from_hf,
+    llama_hf_config,
+    llama_style,
+    llama_weight_rules,
+)
 from legollm.models.config import ModelConfig
+from legollm.models.presets import register_presets
 from legollm.models.registry import ArchitectureSpec, register_architecture
 
 # Published config (mistralai/Mistral-7B-v0.1/config.json); parameter count in the tests
@@ -29,6 +34,7 @@ PRESETS: dict[str, ModelConfig] = {
         tie_embeddings=True,
     ),
 }  # fmt: skip
+register_presets("mistral", PRESETS)
 
 
 def config_from_hf(hf: dict) -> ModelConfig:
@@ -36,7 +42,7 @@ def config_from_hf(hf: dict) -> ModelConfig:
 
 
 def config_to_hf(c: ModelConfig) -> dict:
-    hf = hf_config(c, "mistral", "MistralForCausalLM", supports=("sliding_window",))
+    hf = llama_hf_config(c, "mistral", "MistralForCausalLM", supports=("sliding_window",))
     hf["sliding_window"] = c.sliding_window
     return hf
 
@@ -45,6 +51,6 @@ SPEC = ArchitectureSpec(
     model_type="mistral",
     config_from_hf=config_from_hf,
     config_to_hf=config_to_hf,
-    weight_rules=weight_rules(),
+    weight_rules=llama_weight_rules(),
 )
 register_architecture(SPEC)

@@ -13,18 +13,16 @@ one to one onto ours.
 
 from __future__ import annotations
 
-import dataclasses
-
-from legollm.architectures.llama3 import config_from_hf as llama_config_from_hf
-from legollm.architectures.llama3 import (
-    hf_config,
+from legollm.architectures._llama_family import (
+    llama_config_from_hf,
+    llama_hf_config,
     llama_style,
-    moe_weight_rules,
-    router_loss_from_hf,
+    llama_weight_rules,
 )
-from legollm.architectures.llama3 import weight_rules as llama_weight_rules
+from legollm.architectures._moe import dense_twin, moe_weight_rules, router_loss_from_hf
 from legollm.core.exceptions import ConfigError
 from legollm.models.config import ModelConfig
+from legollm.models.presets import register_presets
 from legollm.models.registry import ArchitectureSpec, register_architecture
 
 # Published config (mistralai/Mixtral-8x7B-v0.1/config.json); parameter count in the tests
@@ -41,6 +39,7 @@ PRESETS: dict[str, ModelConfig] = {
         ffn="moe", n_experts=4, n_experts_per_token=2, router_aux_loss_coef=0.02,
     ),
 }  # fmt: skip
+register_presets("mixtral", PRESETS)
 
 
 def config_from_hf(hf: dict) -> ModelConfig:
@@ -55,12 +54,10 @@ def config_from_hf(hf: dict) -> ModelConfig:
 
 
 def config_to_hf(c: ModelConfig) -> dict:
-    if c.ffn != "moe":
-        raise ConfigError(f"mixtral is a mixture of experts; this model has ffn={c.ffn!r}")
+    dense = dense_twin(c, "mixtral")  # for the shared Llama keys
     if not c.moe_normalize_topk:
         raise ConfigError("mixtral always renormalises the top-k weights: save as qwen3_moe")
-    dense = dataclasses.replace(c, ffn="swiglu", n_experts=None)  # the shared Llama keys
-    hf = hf_config(dense, "mixtral", "MixtralForCausalLM", supports=("sliding_window",))
+    hf = llama_hf_config(dense, "mixtral", "MixtralForCausalLM", supports=("sliding_window",))
     hf.update(
         sliding_window=c.sliding_window,
         num_local_experts=c.n_experts,

@@ -12,10 +12,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from legollm.architectures.llama3 import config_from_hf as llama_config_from_hf
-from legollm.architectures.llama3 import hf_config, llama_style, weight_rules
+from legollm.architectures._llama_family import (
+    llama_config_from_hf,
+    llama_hf_config,
+    llama_style,
+    llama_weight_rules,
+)
 from legollm.core.exceptions import ModelLoadError
 from legollm.models.config import ModelConfig
+from legollm.models.presets import register_presets
 from legollm.models.registry import ArchitectureSpec, register_architecture
 
 
@@ -37,6 +42,7 @@ PRESETS: dict[str, ModelConfig] = {
         tie_embeddings=True,
     ),
 }  # fmt: skip
+register_presets("qwen3", PRESETS)
 
 
 def config_from_hf(hf: dict) -> ModelConfig:
@@ -57,7 +63,7 @@ def config_from_hf(hf: dict) -> ModelConfig:
 
 
 def config_to_hf(c: ModelConfig) -> dict:
-    hf = hf_config(
+    hf = llama_hf_config(
         c, "qwen3", "Qwen3ForCausalLM", supports=("qk_norm", "sliding_window", "attention_bias")
     )
     windowed = c.sliding_window is not None
@@ -73,6 +79,6 @@ SPEC = ArchitectureSpec(
     model_type="qwen3",
     config_from_hf=config_from_hf,
     config_to_hf=config_to_hf,
-    weight_rules=weight_rules(qk_norm=True),
+    weight_rules=llama_weight_rules(qk_norm=True),
 )
 register_architecture(SPEC)

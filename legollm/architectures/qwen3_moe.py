@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import dataclasses
 
-from legollm.architectures.llama3 import llama_style, moe_weight_rules, router_loss_from_hf
-from legollm.architectures.llama3 import weight_rules as llama_weight_rules
+from legollm.architectures._llama_family import llama_style, llama_weight_rules
+from legollm.architectures._moe import dense_twin, moe_weight_rules, router_loss_from_hf
 from legollm.architectures.qwen3 import config_from_hf as qwen3_config_from_hf
 from legollm.architectures.qwen3 import config_to_hf as qwen3_config_to_hf
-from legollm.core.exceptions import ConfigError, ModelLoadError
+from legollm.core.exceptions import ModelLoadError
 from legollm.models.config import ModelConfig
+from legollm.models.presets import register_presets
 from legollm.models.registry import ArchitectureSpec, register_architecture
 
 # Published config (Qwen/Qwen3-30B-A3B/config.json); parameter count in the tests
@@ -39,6 +40,7 @@ PRESETS: dict[str, ModelConfig] = {
         router_aux_loss_coef=0.01,
     ),
 }  # fmt: skip
+register_presets("qwen3_moe", PRESETS)
 
 
 def config_from_hf(hf: dict) -> ModelConfig:
@@ -59,9 +61,7 @@ def config_from_hf(hf: dict) -> ModelConfig:
 
 
 def config_to_hf(c: ModelConfig) -> dict:
-    if c.ffn != "moe":
-        raise ConfigError(f"qwen3_moe is a mixture of experts; this model has ffn={c.ffn!r}")
-    hf = qwen3_config_to_hf(dataclasses.replace(c, ffn="swiglu", n_experts=None))
+    hf = qwen3_config_to_hf(dense_twin(c, "qwen3_moe"))
     hf.update(
         model_type="qwen3_moe",
         architectures=["Qwen3MoeForCausalLM"],

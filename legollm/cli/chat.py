@@ -113,13 +113,16 @@ def _renderer(fmt: str, tokenizer) -> tuple[Callable[[list[dict]], list[int]], l
     return (lambda messages: template.render(messages, tokenizer, True)[0]), stops
 
 
-def pick_format(requested: str, info: dict) -> str:
+def pick_format(
+    requested: str, *, kind: str, model_type: str | None = None, prompt_format: str | None = None
+) -> str:
+    """The prompt format: the one asked for, else the one the model was fine-tuned with,
+    else its HF family's chat template, else the plain layout (see ``LoadedModel``)."""
     if requested != "auto":
         return requested
-    if info.get("prompt_format"):
-        return info["prompt_format"]
-    model_type = info.get("model_type")
-    if info.get("kind") == "hf" and model_type and model_type != "gpt2":
+    if prompt_format:
+        return prompt_format
+    if kind == "hf" and model_type and model_type != "gpt2":
         return model_type
     return "plain"
 
@@ -180,8 +183,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from legollm.cli.generate import load_from_args, sampling_kwargs
 
-    model, tokenizer, info, device = load_from_args(args)
-    fmt = pick_format(args.template, info)
+    loaded, device = load_from_args(args)
+    model, tokenizer = loaded.model, loaded.tokenizer
+    fmt = pick_format(args.template, kind=loaded.kind, model_type=loaded.model_type,
+                      prompt_format=loaded.prompt_format)  # fmt: skip
     session = ChatSession(model, tokenizer, fmt, args.system, args.max_new_tokens, device,
                           **sampling_kwargs(args))  # fmt: skip
     print(f"chatting with {args.model} ({fmt} format)")

@@ -75,6 +75,7 @@ def _add_prepare_args(p: argparse.ArgumentParser) -> None:
     from legollm.data.prepare import PrepareConfig
 
     p.add_argument("--config", help="YAML file of prepare fields; flags override it")
+    p.add_argument("-v", "--verbose", action="store_true", help="print each step to stderr")
     hints = typing.get_type_hints(PrepareConfig)
     for f in dataclasses.fields(PrepareConfig):
         flag, hint = "--" + f.name.replace("_", "-"), str(hints[f.name])
@@ -106,7 +107,7 @@ def _prepare(args: argparse.Namespace) -> int:
                 except json.JSONDecodeError as e:
                     raise ConfigError(f"--special-tokens must be JSON: {e}") from e
             d[f.name] = value
-    out = prepare_dataset(PrepareConfig.from_dict(d))
+    out = prepare_dataset(PrepareConfig.from_dict(d), verbose=args.verbose)
     from legollm.data.summary import format_summary, summarize_prepared
 
     print(f"wrote {out}")
@@ -145,7 +146,7 @@ def _summary(args: argparse.Namespace) -> int:
         return 0
     tok = None
     if args.tokenizer:
-        from legollm.data.tokenizer_spec import CharTokenizer, load_tokenizer
+        from legollm.core.tokenization.specs import CharTokenizer, load_tokenizer
 
         if args.tokenizer == "char":
             from legollm.data.prepare import PrepareConfig, iter_documents

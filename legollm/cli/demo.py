@@ -73,9 +73,9 @@ def _sample(model, tokenizer, prompt: str, new_tokens: int, seed: int = 0) -> st
 def run(args: argparse.Namespace) -> int:
     import torch
 
+    from legollm.core.tokenization.specs import load_tokenizer
     from legollm.data.meta import read_meta
     from legollm.data.prepare import prepare_dataset
-    from legollm.data.tokenizer_spec import load_tokenizer
     from legollm.training.config import TrainConfig
     from legollm.training.run import build_trainer
 

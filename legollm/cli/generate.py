@@ -68,18 +68,19 @@ def sampling_kwargs(args: argparse.Namespace) -> dict:
 
 
 def load_from_args(args: argparse.Namespace):
-    """``(model, tokenizer, info, device)`` from the model arguments (see ``add_model_args``)."""
+    """``(loaded, device)`` from the model arguments (see ``add_model_args``): the
+    :class:`~legollm.models.loading.LoadedModel` and the device it sits on."""
     import torch
 
     from legollm.components.linear import store_by_columns
-    from legollm.generation.loading import load_model_tokenizer_info
-    from legollm.training.trainer import resolve_device
+    from legollm.core.runtime import resolve_device
+    from legollm.models.loading import load_model
 
     device = resolve_device(args.device or "auto")
     dtype = getattr(torch, args.dtype) if args.dtype else None
-    model, tokenizer, info = load_model_tokenizer_info(args.model, args.tokenizer, device, dtype)
-    store_by_columns(model)  # loaded to decode: the faster layout for CPU matrix-vector products
-    return model, tokenizer, info, device
+    loaded = load_model(args.model, args.tokenizer, device=device, dtype=dtype)
+    store_by_columns(loaded.model)  # loaded to decode: the faster layout for CPU mat-vec products
+    return loaded, device
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -99,9 +100,9 @@ def run(args: argparse.Namespace) -> int:
     from legollm.generation import stream_text
 
     prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
-    model, tokenizer, _, device = load_from_args(args)
+    loaded, device = load_from_args(args)
     out = sys.stdout
-    pieces = stream_text(model, tokenizer, prompt, args.max_new_tokens, device=device,
+    pieces = stream_text(loaded.model, loaded.tokenizer, prompt, args.max_new_tokens, device=device,
                          **sampling_kwargs(args))  # fmt: skip
     first = next(pieces, "")  # bad arguments fail here, before anything is printed
     out.write(prompt + first)

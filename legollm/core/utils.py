@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from collections.abc import Iterator
@@ -15,6 +16,8 @@ from legollm.core.exceptions import DataError
 def read_file(path: str | os.PathLike[str], encoding: str = "utf-8") -> str:
     """Read a whole text file, with an error that names the file when it is missing."""
     p = Path(path)
+    if p.is_dir():
+        raise DataError(f"{p} is a folder, not a file; give the path of a text file inside it")
     if not p.is_file():
         raise DataError(f"file not found: {p} (check the path; it must be a readable text file)")
     try:
@@ -55,6 +58,15 @@ def atomic_path(path: str | os.PathLike[str]) -> tuple[Path, Path]:
     fd, tmp = tempfile.mkstemp(dir=final.parent, prefix=f".{final.name}.", suffix=".tmp")
     os.close(fd)
     return Path(tmp), final
+
+
+def file_sha256(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
+    """The SHA-256 of a file's bytes, read in chunks (prepared data, checkpoints, downloads)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
 
 
 def read_yaml_mapping(path: str | os.PathLike[str], what: str = "config fields") -> dict:

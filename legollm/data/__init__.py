@@ -14,8 +14,8 @@ _EXPORTS = {
     "read_meta": "legollm.data.meta",
     "PrepareConfig": "legollm.data.prepare",
     "prepare_dataset": "legollm.data.prepare",
-    "CharTokenizer": "legollm.data.tokenizer_spec",
-    "load_tokenizer": "legollm.data.tokenizer_spec",
+    "CharTokenizer": "legollm.core.tokenization.specs",
+    "load_tokenizer": "legollm.core.tokenization.specs",
     "download": "legollm.data.download",
     "DATASETS": "legollm.data.download",
 }

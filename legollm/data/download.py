@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from legollm.core.exceptions import DownloadError
-from legollm.data.tokenizer_spec import file_sha256
+from legollm.core.utils import file_sha256
 
 
 @dataclass(frozen=True)
@@ -96,15 +96,40 @@ def download(
     if not filename or "/" in filename or "\\" in filename or filename in (".", ".."):
         raise DownloadError(f"refusing file name {filename!r}; give a plain name with --filename")
     dest = Path(dest_dir)
-    dest.mkdir(parents=True, exist_ok=True)
     final = safe_join(dest, filename)
     if final.is_file() and sha256 and file_sha256(final) == sha256.lower():
         return final
 
+    created = _make_dirs(dest)
+    try:
+        _fetch_with_retries(url, final, sha256, retries, backoff, timeout, progress)
+    except BaseException:
+        for d in reversed(created):  # a failed download leaves no empty folders behind
+            with suppress(OSError):
+                d.rmdir()
+        raise
+    if extract:
+        extract_archive(final, dest)
+    return final
+
+
+def _make_dirs(dest: Path) -> list[Path]:
+    """Create ``dest`` and its missing parents; return the folders created, outermost first."""
+    missing = [d for d in (dest, *dest.parents) if not d.exists()][::-1]
+    try:
+        dest.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise DownloadError(
+            f"cannot create {dest}: {e.strerror}; choose a folder you can write to"
+        ) from None
+    return missing
+
+
+def _fetch_with_retries(url, final, sha256, retries, backoff, timeout, progress) -> None:
     for attempt in range(retries + 1):
         try:
             _fetch(url, final, sha256, timeout, progress)
-            break
+            return
         except _Transient as e:
             if attempt == retries:
                 raise DownloadError(
@@ -113,9 +138,6 @@ def download(
                     f"data-prepare as a local input"
                 ) from None
             time.sleep(backoff * 2**attempt)
-    if extract:
-        extract_archive(final, dest)
-    return final
 
 
 def _fetch(url: str, final: Path, sha256: str | None, timeout: float, progress: bool) -> None:

@@ -12,6 +12,14 @@ Modes:
   the batches it would have seen.
 - ``sequential``: non-overlapping windows in file order, wrapping around at the end;
   ``eval_batches(n)`` is always the same deterministic pass from the start.
+- ``epochs``: the windows starting every ``stride`` tokens (``block_size`` unless
+  given: non-overlapping), walked in passes (epochs), each in a fresh shuffled order,
+  ``batch_size`` at a time, dropping the windows left over after the last whole
+  batch. That is PyTorch's ``DataLoader(windows, batch_size, shuffle=True,
+  drop_last=True, generator=torch.Generator().manual_seed(seed))`` over a
+  ``GPTDatasetV1``-style window dataset (LLMs-from-scratch, chapter 2), batch for
+  batch: see :meth:`TokenDataLoader.epoch_order`. The step says the epoch and the
+  position in it, so resuming is exact here too.
 
 Distributed: every rank draws the same ``world_size * batch_size`` windows for a
 step and keeps its own slice, so ranks never share a window within a step.
@@ -28,9 +36,9 @@ import numpy as np
 import torch
 
 from legollm.core.exceptions import ConfigError, DataError
-from legollm.data.meta import DTYPES, read_meta
+from legollm.data.meta import DTYPES, check_split_file, read_meta
 
-MODES = ("random", "sequential")
+MODES = ("random", "sequential", "epochs")
 
 
 class TokenDataLoader:
@@ -49,6 +57,7 @@ class TokenDataLoader:
         world_size: int = 1,
         device: str | torch.device = "cpu",
         dtype: str | None = None,
+        stride: int | None = None,
     ):
         if mode not in MODES:
             raise ConfigError(f"unknown loader mode {mode!r}; use one of {MODES}")
@@ -70,9 +79,7 @@ class TokenDataLoader:
         dtype = dtype or (self.meta["dtype"] if self.meta else "uint16")
         if dtype not in DTYPES:
             raise ConfigError(f"unknown dtype {dtype!r}; use one of {sorted(DTYPES)}")
-        itemsize = np.dtype(DTYPES[dtype]).itemsize
-        if p.stat().st_size % itemsize:
-            raise DataError(f"{p} size is not a multiple of {dtype}; wrong dtype or corrupt file")
+        check_split_file(p, dtype, self.meta)
         self.data = np.memmap(p, dtype=DTYPES[dtype], mode="r")
         if len(self.data) < block_size + 1:
             raise DataError(
@@ -85,6 +92,9 @@ class TokenDataLoader:
         self.device = torch.device(device)
         self.step = 0
         self._window = np.arange(block_size + 1)  # (T+1,) offsets inside a window
+        self.stride = block_size if stride is None else stride
+        self._check_stride()
+        self._order: tuple[int, np.ndarray, torch.Generator] | None = None  # epoch cache
 
     # -- sizes
     @property
@@ -101,8 +111,66 @@ class TokenDataLoader:
         return (len(self.data) - 1) // self.block_size
 
     def __len__(self) -> int:
-        """Batches in one sequential pass (per rank)."""
+        """Batches in one pass (per rank): an epoch in ``epochs`` mode."""
+        if self.mode == "epochs":
+            return self.batches_per_epoch
         return max(1, self.num_windows // (self.batch_size * self.world_size))
+
+    # -- epochs mode
+    def _check_stride(self) -> None:
+        if self.stride < 1:
+            raise ConfigError(f"stride must be >= 1 token, got {self.stride}")
+        if self.stride != self.block_size and self.mode != "epochs":
+            raise ConfigError(
+                f"stride={self.stride} applies to mode='epochs' only, not {self.mode!r}"
+            )
+        if self.mode == "epochs" and self.batches_per_epoch < 1:
+            raise DataError(
+                f"{self.path} holds {self.num_tokens} tokens: {self.num_stride_windows} "
+                f"window(s) of block_size + 1 = {self.block_size + 1} at stride {self.stride}, "
+                f"fewer than one batch of {self.batch_size * self.world_size}; lower "
+                "batch_size, block_size or stride, or use more data"
+            )
+
+    @property
+    def num_stride_windows(self) -> int:
+        """Windows of block_size + 1 tokens starting at 0, stride, 2 * stride, ..."""
+        return (self.num_tokens - self.block_size - 1) // self.stride + 1
+
+    @property
+    def batches_per_epoch(self) -> int:
+        """Whole batches in one epoch (per rank); the remainder is dropped, as drop_last."""
+        return self.num_stride_windows // (self.batch_size * self.world_size)
+
+    @property
+    def epoch(self) -> int:
+        """The epoch the next batch comes from (``epochs`` mode)."""
+        return self.step // self.batches_per_epoch if self.mode == "epochs" else 0
+
+    def epoch_order(self, epoch: int) -> np.ndarray:
+        """The window indices of ``epoch`` (0-based), in the order they are batched.
+
+        The rule is what torch's ``DataLoader(shuffle=True, generator=g)`` draws from
+        ``g = torch.Generator().manual_seed(seed)`` in each pass: one int64 (the base
+        seed for its workers), ``torch.randperm(windows, generator=g)`` (the order), and
+        one more ``randperm`` that its RandomSampler slices to nothing (the part of a
+        last, partial permutation). Epoch e thus needs the generator after e passes: the
+        next epoch continues from the cached one, any other (a resume) replays from the
+        seed, a permutation per epoch.
+        """
+        if self._order is not None and self._order[0] == epoch:
+            return self._order[1]
+        if self._order is not None and self._order[0] == epoch - 1:
+            start, g = epoch, self._order[2]
+        else:
+            start, g = 0, torch.Generator().manual_seed(self.seed)
+        n = self.num_stride_windows
+        for _ in range(start, epoch + 1):
+            torch.empty((), dtype=torch.int64).random_(generator=g)
+            order = torch.randperm(n, generator=g).numpy()
+            torch.randperm(n, generator=g)
+        self._order = (epoch, order, g)
+        return order
 
     # -- batches
     def _starts(self, step: int, mode: str) -> np.ndarray:
@@ -110,6 +178,9 @@ class TokenDataLoader:
         if mode == "random":
             rng = np.random.default_rng([self.seed, step])
             starts = rng.integers(0, len(self.data) - self.block_size, size=B * W)
+        elif mode == "epochs":
+            epoch, pos = divmod(step, self.batches_per_epoch)
+            starts = self.epoch_order(epoch)[pos * B * W : (pos + 1) * B * W] * self.stride
         else:
             starts = (
                 np.arange(step * B * W, (step + 1) * B * W) % self.num_windows
@@ -136,7 +207,7 @@ class TokenDataLoader:
         return batch
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """Random mode: batches forever. Sequential mode: the rest of one pass."""
+        """Random mode: batches forever. Sequential and epochs modes: the rest of one pass."""
         if self.mode == "random":
             while True:
                 yield self.next_batch()
@@ -161,10 +232,13 @@ class TokenDataLoader:
             "block_size": self.block_size,
             "world_size": self.world_size,
             "num_tokens": self.num_tokens,
+            "stride": self.stride,
+            "epoch": self.epoch,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        for key in ("seed", "mode", "batch_size", "block_size", "world_size", "num_tokens"):
+        keys = ("seed", "mode", "batch_size", "block_size", "world_size", "num_tokens", "stride")
+        for key in keys:
             if key in state and state[key] != getattr(self, key):
                 raise ConfigError(
                     f"loader state has {key}={state[key]!r} but this loader has "

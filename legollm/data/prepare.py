@@ -6,11 +6,15 @@ The steps, each bounded in memory whatever the corpus size:
 2. Stream documents out of the inputs (text files split by a separator, JSONL records).
 3. Tokenize them in chunks of ``chunk_chars`` with the tokenizer's ``encode_batch``
    on all cores, appending the end-of-text id after each document, into one temp
-   token file in the output folder, remembering each document's length.
+   token file, remembering each document's length.
 4. Shuffle the *documents* with the seed and split them into val / train, so no
-   document is in both; copy each split's documents out of the (memmapped) temp
-   file into ``train.bin`` / ``val.bin``, written to temp files and renamed.
+   document is in both (a single document is cut by tokens instead: its tail goes to
+   val); copy each split's documents out of the (memmapped) temp file.
 5. Write ``meta.json`` last: a folder with a meta.json is a complete dataset.
+
+Steps 3-5 happen in a staging folder inside the output folder (the tokenizer copy
+included), which is then moved into place as a whole: an interrupted re-prepare
+leaves the previous dataset, or a folder without meta.json, never a mix of the two.
 """
 
 from __future__ import annotations
@@ -19,9 +23,13 @@ import dataclasses
 import json
 import os
 import re
+import shutil
+import sys
 import tempfile
+import time
 from array import array
 from collections.abc import Iterator
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,8 +37,7 @@ from typing import Any
 import numpy as np
 
 from legollm.core.exceptions import ConfigError, DataError
-from legollm.data.meta import DTYPES, META_VERSION, check_dtype, dtype_for_max_id, write_meta
-from legollm.data.tokenizer_spec import (
+from legollm.core.tokenization.specs import (
     EOT,
     PATH_KEYS,
     TOKENIZER_TYPES,
@@ -40,6 +47,14 @@ from legollm.data.tokenizer_spec import (
     load_tokenizer,
     max_token_id,
     spec_sha256,
+)
+from legollm.data.meta import (
+    DTYPES,
+    META_VERSION,
+    SPLITS,
+    check_dtype,
+    dtype_for_max_id,
+    write_meta,
 )
 
 TEXT_EXTENSIONS = [".txt", ".md", ".rst", ".text", ".jsonl"]
@@ -92,6 +107,9 @@ class PrepareConfig:
     def from_yaml(cls, path: str | os.PathLike[str]) -> PrepareConfig:
         from legollm.core.utils import read_yaml_mapping
 
+        if Path(path).is_dir():
+            raise ConfigError(f"--config {path} is a folder; give a YAML file such as "
+                              "configs/data/shakespeare_char.yaml")  # fmt: skip
         return cls.from_dict(read_yaml_mapping(path, "prepare fields"))
 
     def to_dict(self) -> dict[str, Any]:
@@ -231,6 +249,8 @@ def _tokenizer_spec(config: PrepareConfig) -> dict[str, Any]:
         flag = "tokenizer_path" if key == "path" else key
         if not spec.get(key):
             raise ConfigError(f"tokenizer {kind} needs {flag}")
+        if Path(spec[key]).is_dir():
+            raise ConfigError(f"{flag}={spec[key]} is a folder; give the tokenizer file in it")
         if not Path(spec[key]).is_file():
             raise ConfigError(f"tokenizer file not found: {flag}={spec[key]}")
     if config.special_tokens:
@@ -240,17 +260,49 @@ def _tokenizer_spec(config: PrepareConfig) -> dict[str, Any]:
 
 # ----------------------------------------------------------------------------- prepare
 
+STAGE_PREFIX = ".prepare."  # staging folders inside output_dir: .prepare.XXXX.tmp
 
-def prepare_dataset(config: PrepareConfig | dict[str, Any] | None = None, **kwargs: Any) -> Path:
-    """Prepare a dataset; returns the output folder. See the module docstring."""
+
+def prepare_dataset(
+    config: PrepareConfig | dict[str, Any] | None = None, *, verbose: bool = False, **kwargs: Any
+) -> Path:
+    """Prepare a dataset; returns the output folder. See the module docstring.
+
+    ``verbose`` prints each step (files, tokens, the split, the commit) to stderr.
+    """
     if config is None:
         config = PrepareConfig.from_dict(kwargs)
     elif isinstance(config, dict):
         config = PrepareConfig.from_dict({**config, **kwargs})
     elif kwargs:
         config = dataclasses.replace(config, **kwargs)
+    say = _say if verbose else lambda _msg: None
 
     # 1. validate everything before any work
+    files, spec, tok, dtype = _validate(config)
+    say(f"{len(files)} input file(s), {sum(f.stat().st_size for f in files):,} bytes; "
+        f"tokenizer {spec['type']}, vocab {max_token_id(tok) + 1:,}, dtype {dtype}")  # fmt: skip
+    out = Path(config.output_dir)
+
+    # 2-5. build the whole dataset in a staging folder, then move it into place
+    stage = _make_stage(out)
+    try:
+        meta = _build(config, files, spec, tok, dtype, stage, say)
+        _commit(stage, out)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    say(
+        f"committed {out}: " + ", ".join(f"{k} {v:,} tokens" for k, v in meta["num_tokens"].items())
+    )
+    return out
+
+
+def _say(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _validate(config: PrepareConfig) -> tuple[list[Path], dict[str, Any], Any, str]:
+    """Check the config and load the tokenizer: (files, spec, tokenizer, dtype)."""
     if not 0.0 <= config.val_fraction < 1.0:
         raise ConfigError(f"val_fraction must be in [0, 1), got {config.val_fraction}")
     if config.chunk_chars < 1 or (config.max_doc_chars is not None and config.max_doc_chars < 1):
@@ -270,8 +322,7 @@ def prepare_dataset(config: PrepareConfig | dict[str, Any] | None = None, **kwar
         spec = tok.spec()
     else:
         tok = load_tokenizer(spec)
-    eot = tok.special_tokens.get(EOT)
-    if eot is None:
+    if tok.special_tokens.get(EOT) is None:
         raise ConfigError(
             f"the tokenizer has no {EOT} token to separate documents; register it "
             f"(special_tokens: {{'{EOT}': ID}})"
@@ -280,63 +331,107 @@ def prepare_dataset(config: PrepareConfig | dict[str, Any] | None = None, **kwar
     dtype = (
         dtype_for_max_id(max_id) if config.dtype == "auto" else check_dtype(config.dtype, max_id)
     )
-    np_dtype = DTYPES[dtype]
+    return files, spec, tok, dtype
 
-    # 2-3. stream documents, tokenize in chunks, append to one temp token file
-    out.mkdir(parents=True, exist_ok=True)
-    spec = copy_spec_files(spec, out)  # the dataset keeps working if the originals move
-    fd, tmp_name = tempfile.mkstemp(dir=out, prefix=".tokens.", suffix=".tmp")
-    os.close(fd)
-    tmp_tokens = Path(tmp_name)
-    workers = config.num_workers if config.num_workers is not None else os.cpu_count()
+
+def _make_stage(out: Path) -> Path:
+    """Create ``out`` and a fresh staging folder in it (same file system, so the commit
+    is a few renames); remove the staging folders a killed prepare left behind."""
     try:
-        docs = iter_documents(config, files)
-        lens = _tokenize_to(tmp_tokens, tok, docs, eot, np_dtype, config.chunk_chars, workers)
-        if not len(lens):
-            raise DataError(f"the inputs hold no documents: {[str(p) for p in files]}")
+        out.mkdir(parents=True, exist_ok=True)
+        for stale in out.glob(f"{STAGE_PREFIX}*.tmp"):
+            shutil.rmtree(stale, ignore_errors=True)
+        return Path(tempfile.mkdtemp(dir=out, prefix=STAGE_PREFIX, suffix=".tmp"))
+    except OSError as e:
+        raise DataError(
+            f"cannot write to output_dir {out}: {e.strerror}; choose a folder you can write to"
+        ) from None
 
-        # 4. seeded document shuffle, split by documents, copy out
-        splits = split_documents(len(lens), config.val_fraction, config.seed, config.shuffle)
+
+def _build(config, files, spec, tok, dtype, stage: Path, say) -> dict[str, Any]:
+    """Write train.bin, val.bin, tokenizer/ and meta.json into ``stage``; return the meta."""
+    np_dtype, eot = DTYPES[dtype], tok.special_tokens[EOT]
+    spec = copy_spec_files(spec, stage)  # the dataset keeps working if the originals move
+    tmp_tokens = stage / "tokens.tmp"
+    workers = config.num_workers if config.num_workers is not None else os.cpu_count()
+    t0 = time.perf_counter()
+    lens = _tokenize_to(
+        tmp_tokens, tok, iter_documents(config, files), eot, np_dtype, config.chunk_chars, workers
+    )
+    if not len(lens):
+        raise DataError(f"the inputs hold no documents: {[str(p) for p in files]}")
+    total = int(lens.sum())
+    say(f"tokenized {len(lens):,} document(s) into {total:,} tokens "
+        f"in {time.perf_counter() - t0:.1f}s")  # fmt: skip
+
+    # seeded document shuffle, split by documents (or one document by tokens), copy out
+    if len(lens) == 1 and config.val_fraction > 0:
+        splits, unit = split_one_document(total, config.val_fraction), "tokens"
+        say(f"one document: the last {config.val_fraction:.0%} of its tokens go to val")
+    else:
+        order = split_documents(len(lens), config.val_fraction, config.seed, config.shuffle)
         starts = np.concatenate([[0], np.cumsum(lens)[:-1]])  # (n_docs,) offsets in tmp
-        tokens = np.memmap(tmp_tokens, dtype=np_dtype, mode="r")
-        tmp_bins = []
-        try:
-            for name, idx in splits.items():
-                path = out / f"{name}.bin"
-                tmp_bins.append(
-                    _write_split(path, tokens, starts[idx], lens[idx], config.chunk_chars)
-                )
-        except BaseException:
-            for tmp, _ in tmp_bins:
-                tmp.unlink(missing_ok=True)
-            raise
-        del tokens
-        # Both splits are complete on disk. Drop the old meta.json first: a crash between
-        # the renames leaves a folder that says "re-run prepare", never a mixed dataset.
-        (out / "meta.json").unlink(missing_ok=True)
-        for tmp, final in tmp_bins:
-            os.replace(tmp, final)
-        num_tokens = {k: int(lens[v].sum()) for k, v in splits.items()}
-    finally:
-        tmp_tokens.unlink(missing_ok=True)
+        splits = {k: (starts[idx], lens[idx]) for k, idx in order.items()}
+        unit = "documents"
+    tokens = np.memmap(tmp_tokens, dtype=np_dtype, mode="r")
+    for name, (seg_starts, seg_lens) in splits.items():
+        _write_split(stage / f"{name}.bin", tokens, seg_starts, seg_lens, config.chunk_chars)
+    del tokens
+    tmp_tokens.unlink()
 
-    # 5. meta.json last
     meta = {
         "version": META_VERSION,
-        "vocab_size": max_id + 1,
+        "vocab_size": max_token_id(tok) + 1,
         "dtype": dtype,
         "eot_token_id": int(eot),
         "tokenizer": spec,
-        "tokenizer_sha256": spec_sha256({**spec, **_abs_paths(spec, out)}),
-        "num_tokens": num_tokens,
-        "num_documents": {k: len(v) for k, v in splits.items()},
+        "tokenizer_sha256": spec_sha256({**spec, **_abs_paths(spec, stage)}),
+        "num_tokens": {k: int(v[1].sum()) for k, v in splits.items()},
+        # each split is a run of documents, each ending in the end-of-text id
+        "num_documents": {k: _count_documents(v[1], unit) for k, v in splits.items()},
+        "split_unit": unit,
         "sources": [
             {"path": str(p), "bytes": p.stat().st_size, "sha256": file_sha256(p)} for p in files
         ],
         "config": config.to_dict(),
     }
-    write_meta(out, meta)
-    return out
+    write_meta(stage, meta)
+    return meta
+
+
+def _count_documents(seg_lens: np.ndarray, unit: str) -> int:
+    if unit == "tokens":  # one piece of the single document, whatever its segments
+        return int(seg_lens.sum() > 0)
+    return len(seg_lens)
+
+
+def _commit(stage: Path, out: Path) -> None:
+    """Move the dataset built in ``stage`` into ``out``, replacing the previous one.
+
+    meta.json leaves first and arrives last, so a crash between the renames leaves a
+    folder that says "re-run data-prepare" (no meta.json), never old bins or an old
+    meta.json beside a new tokenizer. The old tokenizer/ folder is moved into the
+    stage and deleted with it, so no stale tokenizer file survives a re-prepare.
+    """
+    (out / "meta.json").unlink(missing_ok=True)
+    if (out / "tokenizer").exists():
+        os.replace(out / "tokenizer", stage / "previous-tokenizer")
+    if (stage / "tokenizer").exists():
+        os.replace(stage / "tokenizer", out / "tokenizer")
+    for name in SPLITS:
+        os.replace(stage / f"{name}.bin", out / f"{name}.bin")
+    os.replace(stage / "meta.json", out / "meta.json")
+    _fsync_dir(out)
+
+
+def _fsync_dir(path: Path) -> None:
+    """Make the renames in ``path`` durable (a no-op where folders cannot be opened)."""
+    with suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def _tokenize_to(path: Path, tok, docs, eot: int, dtype, chunk_chars: int, workers) -> np.ndarray:
@@ -369,6 +464,29 @@ def split_documents(n: int, val_fraction: float, seed: int, shuffle: bool = True
     return {"val": order[:n_val], "train": order[n_val:]}
 
 
+def split_one_document(num_tokens: int, val_fraction: float) -> dict:
+    """Segments ``(starts, lens)`` of each split when the corpus is a single document.
+
+    Whole-document splitting would give val nothing, so the document is cut by tokens:
+    the last ``val_fraction`` of it goes to val (as nanoGPT and LLMs-from-scratch cut
+    one text file). ``num_tokens`` counts the trailing end-of-text id; the train part
+    gets a copy of it, so both splits still end in one.
+    """
+    body = num_tokens - 1  # tokens before the end-of-text id
+    n_val = min(max(round(body * val_fraction), 1), body - 1) if body >= 2 else 0
+    cut = body - n_val
+    eot_at = num_tokens - 1
+    if n_val == 0:  # too short to cut: everything trains
+        return {"val": _segments(), "train": _segments((0, num_tokens))}
+    return {"val": _segments((cut, num_tokens - cut)), "train": _segments((0, cut), (eot_at, 1))}
+
+
+def _segments(*pairs: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    starts = np.array([s for s, _ in pairs], dtype=np.int64)
+    lens = np.array([n for _, n in pairs], dtype=np.int64)
+    return starts, lens
+
+
 def _abs_paths(spec: dict[str, Any], out: Path) -> dict[str, str]:
     return {k: str(out / spec[k]) for k in ("encoder_json", "vocab_bpe", "path") if spec.get(k)}
 
@@ -381,29 +499,21 @@ def _encode_batch(tok, texts: list[str], workers: int | None) -> list:
     return tok.encode_batch_arrays(texts, num_workers=workers, allowed_special="none")
 
 
-def _write_split(path: Path, tokens: np.ndarray, starts, lens, buf_tokens=1 << 20):
-    """Copy documents ``tokens[s:s+l]``, in the given order, into a temp file beside
-    ``path``; returns ``(tmp, path)`` for the caller to rename once every split is done."""
-    from legollm.core.utils import atomic_path
-
-    tmp, final = atomic_path(path)
-    try:
-        with open(tmp, "wb") as f:
-            pending, size = [], 0
-            for s, n in zip(starts.tolist(), lens.tolist(), strict=True):
-                pending.append(tokens[s : s + n])  # a view of the memmap: no copy yet
-                size += n
-                if size >= buf_tokens:
-                    f.write(np.concatenate(pending))  # buffer protocol: no extra copy
-                    pending, size = [], 0
-            if pending:
+def _write_split(path: Path, tokens: np.ndarray, starts, lens, buf_tokens=1 << 20) -> None:
+    """Copy the segments ``tokens[s:s+l]``, in the given order, into ``path`` (in the
+    staging folder, so it needs no temp file of its own)."""
+    with open(path, "wb") as f:
+        pending, size = [], 0
+        for s, n in zip(starts.tolist(), lens.tolist(), strict=True):
+            pending.append(tokens[s : s + n])  # a view of the memmap: no copy yet
+            size += n
+            if size >= buf_tokens:
                 f.write(np.concatenate(pending))  # buffer protocol: no extra copy
-            f.flush()
-            os.fsync(f.fileno())
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return tmp, final
+                pending, size = [], 0
+        if pending:
+            f.write(np.concatenate(pending))
+        f.flush()
+        os.fsync(f.fileno())
 
 
 __all__ = [
@@ -412,4 +522,5 @@ __all__ = [
     "iter_documents",
     "prepare_dataset",
     "split_documents",
+    "split_one_document",
 ]

@@ -136,8 +136,9 @@ def format_summary(s: dict[str, Any]) -> str:
             f"tokenizer: {m['tokenizer'].get('type')}  vocab_size: {m['vocab_size']}  "
             f"dtype: {m['dtype']}  eot: {m.get('eot_token_id')}",
         ]
+        cut = " (one document cut by tokens)" if m.get("split_unit") == "tokens" else ""
         for name, d in s["splits"].items():
-            lines.append(f"{name}: {d['tokens']:,} tokens, {d['documents']} documents")
+            lines.append(f"{name}: {d['tokens']:,} tokens, {d['documents']} documents{cut}")
         for src in m.get("sources", []):
             lines.append(
                 f"source: {src['path']} ({src['bytes']:,} bytes, sha256 {src['sha256'][:12]})"

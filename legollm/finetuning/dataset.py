@@ -27,7 +27,7 @@ import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 
@@ -38,6 +38,28 @@ REQUIRED = ("instruction", "output")
 OPTIONAL = ("input",)
 DEFAULT_FIELDS = {"instruction": "instruction", "input": "input", "output": "output"}
 ON_BAD = ("skip", "error")
+
+
+class Example(NamedTuple):
+    """One tokenized example: the model's inputs and their labels (-100: not trained)."""
+
+    input_ids: list[int]
+    labels: list[int]
+
+    def inputs(self) -> tuple[list[int], ...]:
+        """Every id list the model reads (for checking ids against the vocabulary)."""
+        return (self.input_ids,)
+
+
+class PackedRow(NamedTuple):
+    """Several examples in one sequence; ``document_ids`` says whose each position is."""
+
+    input_ids: list[int]
+    labels: list[int]
+    document_ids: list[int]
+
+    def inputs(self) -> tuple[list[int], ...]:
+        return (self.input_ids,)
 
 
 def _read_jsonl(p: Path, text: str) -> list[Any]:
@@ -160,15 +182,15 @@ class TokenizeStats:
 
 def tokenize_record(
     record: dict[str, str], fmt: PromptFormat, tokenizer: Any, max_length: int, train_on: str
-) -> tuple[list[int], list[int], bool]:
-    """``(input_ids, labels, truncated)`` of one record; empty lists when no trained
+) -> tuple[Example | None, bool]:
+    """``(example, truncated)`` of one record; the example is None when no trained
     label is left within ``max_length`` positions."""
     x, y = to_features(fmt.render(record, tokenizer), train_on)
     cut = len(x) > max_length
     x, y = x[:max_length], y[:max_length]
     if all(t == IGNORE_INDEX for t in y):
-        return [], [], cut
-    return x, y, cut
+        return None, cut
+    return Example(x, y), cut
 
 
 def tokenize_records(
@@ -178,18 +200,18 @@ def tokenize_records(
     max_length: int,
     train_on: str = "response",
     warn: bool = True,
-) -> tuple[list[tuple[list[int], list[int]]], TokenizeStats]:
+) -> tuple[list[Example], TokenizeStats]:
     """Render every record to ``(input_ids, labels)`` of at most ``max_length`` positions."""
     if max_length < 1:
         raise ConfigError(f"max_length must be >= 1, got {max_length}")
     out, stats = [], TokenizeStats(total=len(records))
     for rec in records:
-        x, y, cut = tokenize_record(rec, fmt, tokenizer, max_length, train_on)
-        if not x:
+        example, cut = tokenize_record(rec, fmt, tokenizer, max_length, train_on)
+        if example is None:
             stats.dropped += 1
             continue
         stats.truncated += cut
-        out.append((x, y))
+        out.append(example)
     if warn and (stats.truncated or stats.dropped):
         warnings.warn(
             f"{stats.truncated} of {stats.total} example(s) were truncated to {max_length} "
@@ -205,23 +227,20 @@ def tokenize_records(
     return out, stats
 
 
-Example = tuple[list[int], list[int]]
-Packed = tuple[list[int], list[int], list[int]]
-
-
-def pack_examples(examples: Sequence[Example], max_length: int) -> list[Packed]:
+def pack_examples(examples: Sequence[Example], max_length: int) -> list[PackedRow]:
     """Concatenate consecutive examples into sequences of at most ``max_length`` positions.
 
-    Each packed sequence is ``(inputs, labels, document_ids)``: the third list says
+    Each packed sequence is a :class:`PackedRow`: its ``document_ids`` say
     which of the sequence's examples each position belongs to. The loader hands it
     to the model, which then lets each example attend only to itself and restarts
     its positions at 0, so an example trains exactly as it would in a row of its own
     while padding nearly vanishes. Every label is trained exactly once.
 
-    >>> pack_examples([([1, 2], [2, 3]), ([4], [5]), ([6, 7], [7, 8])], max_length=3)
-    [([1, 2, 4], [2, 3, 5], [0, 0, 1]), ([6, 7], [7, 8], [0, 0])]
+    >>> rows = pack_examples([Example([1, 2], [2, 3]), Example([4], [5]), Example([6, 7], [7, 8])], 3)
+    >>> [row.document_ids for row in rows]
+    [[0, 0, 1], [0, 0]]
     """
-    packed: list[Packed] = []
+    packed: list[PackedRow] = []
     xs: list[int] = []
     ys: list[int] = []
     docs: list[int] = []
@@ -229,24 +248,24 @@ def pack_examples(examples: Sequence[Example], max_length: int) -> list[Packed]:
         if len(x) > max_length:
             raise DataError(f"an example of {len(x)} positions exceeds max_length {max_length}")
         if len(xs) + len(x) > max_length:
-            packed.append((xs, ys, docs))
+            packed.append(PackedRow(xs, ys, docs))
             xs, ys, docs = [], [], []
         doc = docs[-1] + 1 if docs else 0
         xs, ys, docs = xs + list(x), ys + list(y), docs + [doc] * len(x)
     if xs:
-        packed.append((xs, ys, docs))
+        packed.append(PackedRow(xs, ys, docs))
     return packed
 
 
 def collate(
-    examples: Sequence[Example | Packed], pad_id: int, pad_to_multiple_of: int = 1
+    examples: Sequence[Example | PackedRow], pad_id: int, pad_to_multiple_of: int = 1
 ) -> tuple[torch.Tensor, ...]:
     """Right-pad to the batch's longest example: ``(x, y)`` LongTensors ``[B, T]``.
 
     Packed examples (with document ids) give ``(x, y, document_ids)``; padding is
     document -1, which no real token attends to.
 
-    >>> x, y = collate([([1, 2, 3], [2, 3, 4]), ([5], [6])], pad_id=0)
+    >>> x, y = collate([Example([1, 2, 3], [2, 3, 4]), Example([5], [6])], pad_id=0)
     >>> x.tolist(), y.tolist()
     ([[1, 2, 3], [5, 0, 0]], [[2, 3, 4], [6, -100, -100]])
     """
@@ -276,7 +295,7 @@ class InstructionLoader:
 
     def __init__(
         self,
-        examples: Sequence[Example | Packed],
+        examples: Sequence[Example | PackedRow],
         batch_size: int,
         pad_id: int,
         *,
@@ -371,7 +390,9 @@ class InstructionLoader:
 
 __all__ = [
     "DEFAULT_FIELDS",
+    "Example",
     "InstructionLoader",
+    "PackedRow",
     "TokenizeStats",
     "collate",
     "load_records",

@@ -26,23 +26,52 @@ starting points, formats, LoRA, checkpoints and test responses).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar, NamedTuple
 
 import torch
 import torch.nn.functional as F
 
 from legollm.core.exceptions import ConfigError
-from legollm.finetuning.dataset import InstructionLoader, collate
-from legollm.finetuning.sft import SFTConfig, SFTTrainer, finish_trainer, setup_finetuning
+from legollm.finetuning.dataset import (
+    Example,
+    InstructionLoader,
+    collate,
+    load_records,
+    split_records,
+    tokenize_record,
+)
+from legollm.finetuning.formats import PromptFormat
+from legollm.finetuning.runner import (
+    FinetuneConfig,
+    FinetuneMeta,
+    FinetuneTrainer,
+    finish_trainer,
+    run_finetuning,
+    setup_finetuning,
+)
 from legollm.models.loss import lm_loss
 
 PREFERENCE_FIELDS = ("instruction", "chosen", "rejected")  # input is optional
 
 
+class PreferencePair(NamedTuple):
+    """A prompt's chosen and rejected responses, tokenized, and (once computed) the
+    reference model's log-probabilities of each: ``(chosen, rejected)``."""
+
+    chosen: Example
+    rejected: Example
+    reference: tuple[float, float] | None = None
+
+    def inputs(self) -> tuple[list[int], ...]:
+        return (self.chosen.input_ids, self.rejected.input_ids)
+
+
 @dataclass
-class DPOConfig(SFTConfig):
-    """An SFT config plus DPO's ``beta`` and ``label_smoothing``; ``fields`` may map
-    ``chosen`` / ``rejected`` to the file's names."""
+class DPOConfig(FinetuneConfig):
+    """A fine-tuning config plus DPO's ``beta`` and ``label_smoothing``; ``fields`` may
+    map ``chosen`` / ``rejected`` to the file's names."""
+
+    kind: ClassVar[str] = "dpo"
 
     beta: float = 0.1
     label_smoothing: float = 0.0
@@ -55,11 +84,6 @@ class DPOConfig(SFTConfig):
             raise ConfigError(f"label_smoothing must be in [0, 0.5), got {self.label_smoothing}")
         if self.train_on != "response" or self.pack:
             raise ConfigError("dpo compares responses: keep train_on=response and pack=false")
-
-    def train_config(self, block_size: int | None = None):
-        if "run_dir" not in self.train:
-            self.train = {**self.train, "run_dir": "runs/dpo"}
-        return super().train_config(block_size)
 
 
 # ------------------------------------------------------------------------------ the math
@@ -86,24 +110,25 @@ def dpo_loss(
 
 
 # ------------------------------------------------------------------------------ the data
-def prepare_preferences(cfg: DPOConfig, fmt, tokenizer, max_length: int):
-    """``(train, val, test_records)``: examples ``(x_chosen, y_chosen, x_rejected, y_rejected)``."""
-    from legollm.finetuning.dataset import load_records, split_records, tokenize_record
-
+def prepare_preferences(
+    cfg: DPOConfig, fmt: PromptFormat, tokenizer: Any, max_length: int
+) -> tuple[list[PreferencePair], list[PreferencePair], list[dict[str, str]]]:
+    """``(train, val, test_records)``: the pairs whose both responses keep a trained token
+    within ``max_length``; the test records are answered after training."""
     records = load_records(cfg.data, cfg.fields or None, cfg.on_bad_record, PREFERENCE_FIELDS)
     train_r, val_r, test_r = split_records(
         records, cfg.val_fraction, cfg.test_fraction, cfg.split_seed
     )
 
-    def tokenize(rs):
+    def tokenize(rs: list[dict[str, str]]) -> list[PreferencePair]:
         out = []
         for r in rs:
-            chosen = tokenize_record({**r, "output": r["chosen"]}, fmt, tokenizer, max_length,
-                                     "response")  # fmt: skip
-            rejected = tokenize_record({**r, "output": r["rejected"]}, fmt, tokenizer,
-                                       max_length, "response")  # fmt: skip
-            if chosen[0] and rejected[0]:  # a pair needs a trained token on both sides
-                out.append((chosen[0], chosen[1], rejected[0], rejected[1]))
+            chosen, _ = tokenize_record({**r, "output": r["chosen"]}, fmt, tokenizer,
+                                        max_length, "response")  # fmt: skip
+            rejected, _ = tokenize_record({**r, "output": r["rejected"]}, fmt, tokenizer,
+                                          max_length, "response")  # fmt: skip
+            if chosen is not None and rejected is not None:  # both need a trained token
+                out.append(PreferencePair(chosen, rejected))
         return out
 
     train = tokenize(train_r)
@@ -118,36 +143,40 @@ class PreferenceLoader(InstructionLoader):
 
     def _batch(self, idx: list[int]) -> tuple:
         mine = idx[self.rank :: self.world_size] or idx[:1]
-        pairs = [self.examples[i] for i in mine]
-        rows = [(p[0], p[1]) for p in pairs] + [(p[2], p[3]) for p in pairs]
+        pairs: list[PreferencePair] = [self.examples[i] for i in mine]
+        rows = [p.chosen for p in pairs] + [p.rejected for p in pairs]
         x, y = collate(rows, self.pad_id, self.pad_to_multiple_of)
-        ref = torch.tensor([[p[4], p[5]] for p in pairs], dtype=torch.float32)
+        ref = torch.tensor([p.reference for p in pairs], dtype=torch.float32)
         return self._to_device(x), self._to_device(y), {"reference": self._to_device(ref)}
 
 
 @torch.no_grad()
-def reference_logps(model, examples, batch_size: int, pad_id: int, device) -> list[tuple]:
-    """The examples with the model's (reference) log-probabilities of both responses."""
+def reference_logps(
+    model, pairs: list[PreferencePair], batch_size: int, pad_id: int, device
+) -> list[PreferencePair]:
+    """The pairs with the model's (reference) log-probabilities of both responses."""
     was_training = model.training
     model.eval()
     out = []
-    for s in range(0, len(examples), batch_size):
-        pairs = examples[s : s + batch_size]
-        rows = [(p[0], p[1]) for p in pairs] + [(p[2], p[3]) for p in pairs]
+    for s in range(0, len(pairs), batch_size):
+        batch = pairs[s : s + batch_size]
+        rows = [p.chosen for p in batch] + [p.rejected for p in batch]
         x, y = collate(rows, pad_id)
         logps = sequence_logps(model, x.to(device), y.to(device)).view(2, -1).t().tolist()
-        out.extend((*p[:4], c, r) for p, (c, r) in zip(pairs, logps, strict=True))
+        out.extend(p._replace(reference=(c, r)) for p, (c, r) in zip(batch, logps, strict=True))
     model.train(was_training)
     return out
 
 
-class DPOTrainer(SFTTrainer):
-    """The SFT trainer with DPO's loss: averaged over preference pairs, not tokens."""
+class DPOTrainer(FinetuneTrainer):
+    """The fine-tuning trainer with DPO's loss: averaged over preference pairs, not tokens."""
+
+    unit: ClassVar[str] = "pairs"
 
     def batch_loss(self, model, batch: tuple, reduction: str) -> torch.Tensor:
         x, y, extra = batch
         policy = sequence_logps(model, x, y).view(2, -1).t()  # (B, 2)
-        cfg: DPOConfig = self.sft["config"]
+        cfg: DPOConfig = self.finetune
         losses, _ = dpo_loss(policy, extra["reference"], cfg.beta, cfg.label_smoothing)
         return losses.sum() if reduction == "sum" else losses.mean()
 
@@ -160,7 +189,7 @@ class DPOTrainer(SFTTrainer):
         ``model`` (the one training; another one, e.g. trained elsewhere, to compare)."""
         loader = loader or self.val_loader
         model = model or self.raw_model
-        cfg: DPOConfig = self.sft["config"]
+        cfg: DPOConfig = self.finetune
         was_training = model.training
         model.eval()
         sums: dict[str, float] = {}
@@ -174,35 +203,35 @@ class DPOTrainer(SFTTrainer):
         model.train(was_training)
         return {k: v / max(n, 1) for k, v in sums.items()}
 
-    def state_dict(self) -> dict[str, Any]:
-        state = super().state_dict()
-        cfg: DPOConfig = self.sft["config"]
-        state["sft"]["dpo"] = {"beta": cfg.beta, "label_smoothing": cfg.label_smoothing}
-        return state
+    def final_metrics(self) -> dict[str, Any]:
+        """Reward margin, accuracy and loss on the validation pairs, after training."""
+        return {"preference": self.preference_metrics()} if self.val_loader is not None else {}
+
+    def meta(self) -> FinetuneMeta:
+        cfg: DPOConfig = self.finetune
+        meta = super().meta()
+        meta.objective_args = {"beta": cfg.beta, "label_smoothing": cfg.label_smoothing}
+        return meta
 
 
 def build_dpo_trainer(cfg: DPOConfig, *, resume: bool = False) -> DPOTrainer:
     """Model, tokenizer, preference pairs with their reference log-probabilities, Trainer."""
     run = setup_finetuning(cfg, prepare_preferences)
-    args = run.loader_args
     model = run.model.to(run.device)
-    ref_batch = max(1, run.tcfg.batch_size)
-    train = reference_logps(model, run.train, ref_batch, args["pad_id"], run.device)
-    val = reference_logps(model, run.val, ref_batch, args["pad_id"], run.device)
-    bs = run.tcfg.batch_size
-    train_loader = PreferenceLoader(train, bs, shuffle=True, seed=run.tcfg.seed,
+    bs = run.train_config.batch_size
+    run.train = reference_logps(model, run.train, bs, run.pad_id, run.device)
+    run.val = reference_logps(model, run.val, bs, run.pad_id, run.device)
+    args = run.loader_args()
+    train_loader = PreferenceLoader(run.train, bs, shuffle=True, seed=run.train_config.seed,
                                     sort_by_length=cfg.sort_by_length, **args)  # fmt: skip
-    val_loader = PreferenceLoader(val, bs, shuffle=False, **args) if val else None
-    mean_len = sum(len(p[0]) + len(p[2]) for p in train) / len(train)
-    run.val = val
-    return finish_trainer(DPOTrainer, cfg, run, train_loader, val_loader, resume, mean_len,
-                          n_train=len(train), n_sequences=len(train))  # fmt: skip
+    val_loader = PreferenceLoader(run.val, bs, shuffle=False, **args) if run.val else None
+    mean_len = sum(len(p.chosen.input_ids) + len(p.rejected.input_ids) for p in run.train)
+    return finish_trainer(DPOTrainer, run, train_loader, val_loader, resume,
+                          mean_len / len(run.train))  # fmt: skip
 
 
 def run_dpo(cfg: DPOConfig, *, resume: bool = False) -> dict[str, Any]:
     """Train with DPO as ``cfg`` says; the Trainer's summary plus paths and val metrics."""
-    from legollm.finetuning.sft import run_finetuning
-
     return run_finetuning(cfg, build_dpo_trainer, resume=resume)
 
 
@@ -210,6 +239,7 @@ __all__ = [
     "DPOConfig",
     "DPOTrainer",
     "PreferenceLoader",
+    "PreferencePair",
     "build_dpo_trainer",
     "dpo_loss",
     "prepare_preferences",

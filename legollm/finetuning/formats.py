@@ -23,10 +23,11 @@ trained (the prompt, unless ``train_on="all"``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from legollm.core.exceptions import ConfigError, DataError
+from legollm.finetuning.templates import chat_template_names, get_chat_template
 
 IGNORE_INDEX = -100
 TRAIN_ON = ("response", "all")
@@ -117,14 +118,13 @@ class ChatFormat:
     """A record as a one-turn conversation, rendered by a chat template.
 
     ``template.render(messages, tokenizer, add_generation_prompt) -> (ids, assistant_mask)``
-    (see :mod:`legollm.finetuning.templates`). The user turn is the instruction, then a
+    and ``template.stop_tokens(tokenizer)`` (see :mod:`legollm.finetuning.templates`). The user turn is the instruction, then a
     blank line and the input when there is one.
     """
 
     template: Any
     name: str = "chat"
     system: str | None = None
-    _stop: list[int] = field(default_factory=list, repr=False)
 
     def messages(self, record: dict[str, str], with_response: bool = True) -> list[dict]:
         user = record["instruction"]
@@ -145,24 +145,11 @@ class ChatFormat:
         return list(map(int, ids))
 
     def stop_ids(self, tokenizer: Any) -> list[int]:
-        """The template's end-of-turn ids; without ``stop_tokens``, the last trained id of
-        an assistant turn, and the tokenizer's EOT."""
-        if hasattr(self.template, "stop_tokens"):
-            return list(self.template.stop_tokens(tokenizer))
-        if not self._stop:
-            r = self.render({"instruction": "a", "input": "", "output": "b"}, tokenizer)
-            trained = [i for i, m in zip(r.ids, r.mask, strict=True) if m]
-            stops = trained[-1:]
-            eot = getattr(tokenizer, "eot_token_id", None)
-            if eot is not None and eot not in stops:
-                stops.append(int(eot))
-            self._stop = stops
-        return list(self._stop)
+        """The template's end-of-turn ids."""
+        return list(self.template.stop_tokens(tokenizer))
 
 
 def format_names() -> list[str]:
-    from legollm.finetuning.templates import chat_template_names
-
     return ["alpaca", *chat_template_names()]
 
 
@@ -172,8 +159,6 @@ def get_format(name: str, system: str | None = None, **kwargs: Any) -> PromptFor
     ``qwen2``, ``qwen3``, ``plain``/``gpt2``, ...)."""
     if name == "alpaca":
         return AlpacaFormat(**kwargs)
-    from legollm.finetuning.templates import chat_template_names, get_chat_template
-
     if str(name).lower() not in chat_template_names():
         raise ConfigError(f"unknown prompt format {name!r}; use one of {format_names()}")
     return ChatFormat(get_chat_template(name), name=name, system=system)

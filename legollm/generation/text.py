@@ -17,7 +17,7 @@ characters; when one appears it releases the text before it and reports
 from __future__ import annotations
 
 import codecs
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 
 from legollm.core.exceptions import GenerationError
 
@@ -98,53 +98,3 @@ class TextStreamer:
             out, self._pending = pending[:cut], pending[cut:]
         self.text += out
         return out
-
-
-def stream_text(
-    model,
-    tokenizer,
-    prompt: str | list[int],
-    max_new_tokens: int,
-    *,
-    stop_strings: Iterable[str] | str | None = None,
-    eos_token_id: int | list[int] | None = None,
-    device: str | None = None,
-    **sampling,
-) -> Iterator[str]:
-    """Generate from one prompt and yield text pieces as they become printable.
-
-    ``prompt`` is text (special tokens in it are recognised) or token ids. Stops at
-    an EOS id (default: the tokenizer's end-of-text token, not shown) or a stop
-    string (not shown); ``sampling`` takes ``stream``'s keyword arguments. Ids the
-    tokenizer cannot decode (a padded model vocabulary) are never chosen.
-    Closing the generator early (``break``, Ctrl-C) frees the KV cache.
-    """
-    import torch
-
-    from legollm.data.tokenizer_spec import max_token_id
-    from legollm.generation.decode import stream
-
-    ids = tokenizer.encode(prompt, allowed_special="all") if isinstance(prompt, str) else prompt
-    if not ids:
-        raise GenerationError("the prompt is empty: give some text to continue")
-    if eos_token_id is None:
-        eos_token_id = getattr(tokenizer, "eot_token_id", None)
-    eos = {eos_token_id} if isinstance(eos_token_id, int) else set(eos_token_id or ())
-    device = device or next(model.parameters()).device
-    streamer = TextStreamer(tokenizer, stop_strings)
-    sampling.setdefault("vocab_limit", max_token_id(tokenizer) + 1)
-    input_ids = torch.tensor([ids], dtype=torch.long, device=device)
-    for tok in stream(
-        model, input_ids, max_new_tokens, eos_token_id=sorted(eos) or None, **sampling
-    ):
-        t = int(tok[0])
-        if t in eos:
-            break
-        piece = streamer.put(t)
-        if piece:
-            yield piece
-        if streamer.stopped:
-            return
-    tail = streamer.end()
-    if tail:
-        yield tail

@@ -1,4 +1,14 @@
-"""The one decoder model, its config, and Hugging Face checkpoint I/O."""
+"""The one decoder model, its config, the registries and Hugging Face checkpoint I/O.
+
+- ``config``: ModelConfig, every Lego choice as a field.
+- ``decoder``: DecoderLM, the one model, assembled from components by the config.
+- ``registry``: ArchitectureSpec and WeightRule (an architecture as data), looked up by model_type.
+- ``presets``: named ModelConfigs (``family:name``), registered by the architectures.
+- ``pretrained``: load and save Hugging Face checkpoint dirs through an architecture's weight map.
+
+Architectures sit above this package: they register themselves here, and the
+lookups find the built-in ones by importing ``legollm.architectures`` by name.
+"""
 
 from legollm.models.config import ModelConfig
 from legollm.models.decoder import DecoderLM, count_parameters

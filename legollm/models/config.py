@@ -11,7 +11,6 @@ the reason.
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -22,6 +21,12 @@ POSITIONS = ("learned", "rope", "none")
 FFNS = ("gelu_mlp", "swiglu", "moe")  # moe: a sparse mixture of SwiGLU experts
 GELU_APPROXIMATIONS = ("tanh", "none")  # GPT-2's tanh form; "none" is exact (erf)
 ATTN_IMPLS = ("sdpa", "manual")
+# How DecoderLM initialises its weights (see DecoderLM.init_weights):
+# gpt2: N(0, init_std), biases 0, residual-stream projections N(0, init_std / sqrt(2 n_layer));
+# normal: N(0, init_std) everywhere, biases 0 (transformers' Llama/Mistral/Qwen init);
+# pytorch: the modules' own defaults (nn.Linear kaiming-uniform, nn.Embedding N(0, 1)),
+#   as a model written with plain torch.nn gets (LLMs-from-scratch's GPT, for one).
+INITS = ("gpt2", "normal", "pytorch")
 
 
 @dataclass
@@ -50,7 +55,8 @@ class ModelConfig:
     dropout: float = 0.0
     tie_embeddings: bool = True
     attn_impl: str = "sdpa"
-    init_std: float = 0.02
+    init: str = "gpt2"  # one of INITS: the weights a fresh model starts from
+    init_std: float = 0.02  # the std of the gpt2 and normal inits
     n_experts: int | None = None  # ffn="moe": SwiGLU experts per layer (Mixtral: 8)
     n_experts_per_token: int = 2  # ffn="moe": experts each token goes through
     moe_normalize_topk: bool = True  # ffn="moe": mix the chosen k by renormalised probabilities
@@ -63,6 +69,7 @@ class ModelConfig:
             ("ffn", FFNS),
             ("attn_impl", ATTN_IMPLS),
             ("gelu_approximate", GELU_APPROXIMATIONS),
+            ("init", INITS),
         ):
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"{name}={getattr(self, name)!r} is not one of {allowed}")
@@ -124,6 +131,3 @@ class ModelConfig:
         if unknown:
             raise ConfigError(f"unknown model config fields: {sorted(unknown)}")
         return cls(**d)
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2)

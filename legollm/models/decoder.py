@@ -32,7 +32,7 @@ from torch import nn
 from legollm.components.block import Block
 from legollm.components.linear import Linear
 from legollm.components.moe import MoE, load_balancing_loss
-from legollm.components.normalization import build_norm
+from legollm.components.normalization import LayerNorm, RMSNorm, build_norm
 from legollm.components.position import rope_table
 from legollm.core.exceptions import ConfigError
 from legollm.models.config import ModelConfig
@@ -53,11 +53,29 @@ class DecoderLM(nn.Module):
             self.lm_head.weight = self.tok_emb.weight
         self.max_seq_len = c.context_length
         self.init_rope()
-        self.apply(self._init_weights)
-        # GPT-2: scale the projections that write into the residual stream by 1/sqrt(2 * n_layer)
-        for name, p in self.named_parameters():
-            if name.endswith(("o_proj.weight", "down_proj.weight")):
-                nn.init.normal_(p, mean=0.0, std=c.init_std / math.sqrt(2 * c.n_layer))
+        if c.init != "pytorch":  # "pytorch": keep what the modules drew when built
+            self.init_weights()
+
+    def init_weights(self) -> None:
+        """(Re)initialise every weight by ``config.init``.
+
+        ``gpt2``: N(0, init_std) for linear and embedding weights, zero biases, and the
+        projections that write into the residual stream (o_proj, down_proj) at
+        N(0, init_std / sqrt(2 n_layer)), so the stream's variance does not grow with
+        depth. ``normal``: the same without that scaling. ``pytorch``: the modules' own
+        defaults (nn.Linear's kaiming-uniform weight and uniform bias, nn.Embedding's
+        N(0, 1)); a freshly built model keeps the numbers its modules drew, the same,
+        from the same seed, as the equivalent ``torch.nn`` modules built in that order.
+        Small models trained at a large learning rate (LLMs-from-scratch's chapter 5)
+        learn from it, where GPT-2's init leaves them stuck near a unigram model.
+        Norms start at one (gain) and zero (bias) in every scheme.
+        """
+        c = self.config
+        self.apply(self._init_module)
+        if c.init == "gpt2":
+            for name, p in self.named_parameters():
+                if name.endswith(("o_proj.weight", "down_proj.weight")):
+                    nn.init.normal_(p, mean=0.0, std=c.init_std / math.sqrt(2 * c.n_layer))
 
     def init_rope(self, device: torch.device | str | None = None) -> None:
         """(Re)compute the RoPE cos/sin tables; needed after building on the meta device."""
@@ -69,13 +87,20 @@ class DecoderLM(nn.Module):
         self.register_buffer("rope_cos", cos.to(device), persistent=False)
         self.register_buffer("rope_sin", sin.to(device), persistent=False)
 
-    def _init_weights(self, module: nn.Module) -> None:
-        if isinstance(module, nn.Linear):
-            nn.init.normal_(module.weight, mean=0.0, std=self.config.init_std)
-            if module.bias is not None:
+    def _init_module(self, module: nn.Module) -> None:
+        """Initialise one module's own parameters by ``config.init``."""
+        if isinstance(module, (LayerNorm, RMSNorm)):
+            nn.init.ones_(module.weight)
+            if getattr(module, "bias", None) is not None:
                 nn.init.zeros_(module.bias)
-        elif isinstance(module, nn.Embedding):
+        elif self.config.init == "pytorch":
+            tied_head = module is self.lm_head and self.config.tie_embeddings
+            if isinstance(module, (nn.Linear, nn.Embedding)) and not tied_head:
+                module.reset_parameters()  # a tied head keeps the embedding's N(0, 1)
+        elif isinstance(module, (nn.Linear, nn.Embedding)):
             nn.init.normal_(module.weight, mean=0.0, std=self.config.init_std)
+            if getattr(module, "bias", None) is not None:
+                nn.init.zeros_(module.bias)
 
     # -- KV cache -------------------------------------------------------------
     _kv_cache_len: int | None = None  # the positions setup_kv_cache made room for

@@ -1,5 +1,10 @@
 """Architectures as data: HF config mapping plus a weight map, registered by model_type.
 
+Direction: ``legollm.architectures`` imports this module and registers its specs;
+this module never imports an architecture. The lookups find the built-in ones by
+importing that package by name, in one place (``discover_architectures``), the way
+a plugin would be found, so the static import graph keeps models below architectures.
+
 A weight-map entry says how one Hugging Face tensor becomes ours:
 ``WeightRule(hf="transformer.h.{i}.attn.c_attn.weight", ours=("blocks.{i}.attn.q_proj.weight",
 ...), transpose=True)`` means: transpose it (GPT-2 stores Conv1D weights as
@@ -10,6 +15,7 @@ names. Export runs the same rule backwards (concatenate, transpose).
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -55,14 +61,25 @@ class ArchitectureSpec:
 
 ARCHITECTURES: dict[str, ArchitectureSpec] = {}
 
+# the package whose modules register the built-in architectures and their presets
+BUILTIN_ARCHITECTURES = "legollm.architectures"
+
+
+def discover_architectures() -> None:
+    """Import the built-in architectures so they register themselves (once; then a no-op).
+
+    The one place models reaches up to architectures, by name at run time: an import
+    statement here would close a cycle, since every architecture imports this module.
+    """
+    importlib.import_module(BUILTIN_ARCHITECTURES)
+
 
 def register_architecture(spec: ArchitectureSpec) -> None:
     ARCHITECTURES[spec.model_type] = spec
 
 
 def get_architecture(model_type: str | None) -> ArchitectureSpec:
-    import legollm.architectures  # noqa: F401  (registers the built-in architectures)
-
+    discover_architectures()
     if model_type not in ARCHITECTURES:
         raise ModelLoadError(
             f"unsupported model_type {model_type!r}; supported: {sorted(ARCHITECTURES)}"

@@ -16,6 +16,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from legollm.core.exceptions import ConfigError, ModelLoadError
+from legollm.core.runtime import unwrap_model
 from legollm.core.utils import atomic_path, atomic_write
 from legollm.peft.lora import (
     LoRAConfig,
@@ -24,7 +25,6 @@ from legollm.peft.lora import (
     lora_layers,
     lora_state_dict,
 )
-from legollm.training.checkpoint import unwrap_model
 
 CONFIG_NAME = "adapter_config.json"
 WEIGHTS_NAME = "adapter_model.safetensors"

@@ -31,7 +31,7 @@ from torch import nn
 
 from legollm.components.linear import Linear
 from legollm.core.exceptions import ConfigError, ModelLoadError
-from legollm.training.checkpoint import unwrap_model
+from legollm.core.runtime import unwrap_model
 
 # Target presets, as name patterns over our module names (see legollm/components):
 # attention blocks.{i}.attn.{q,k,v,o}_proj, MLP blocks.{i}.ffn.{gate,up,down}_proj.

@@ -13,10 +13,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from legollm.core.exceptions import ConfigError
+from legollm.training.presets import model_preset
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 LOSS_NORMS = ("tokens", "micro_steps")
+LOADER_MODES = ("random", "sequential", "epochs")  # see legollm.data.loader
+DECAY_PARAMS = ("matrices", "all")  # see legollm.training.optim
 
 
 @dataclass
@@ -44,6 +47,7 @@ class TrainConfig:
     schedule: str = "cosine"  # cosine | wsd | constant
     decay_frac: float = 0.2  # wsd: fraction of training spent decaying
     weight_decay: float = 0.1
+    weight_decay_params: str = "matrices"  # matrices (>= 2-D) | all (as AdamW(model.parameters()))
     beta1: float = 0.9
     beta2: float = 0.99
     eps: float = 1e-8
@@ -65,7 +69,11 @@ class TrainConfig:
     compile: bool = False
     threads: int | None = None  # torch intra-op threads on CPU; None = torch's default
     seed: int = 1337
-    loader_mode: str = "random"
+    loader_mode: str = "random"  # random | sequential | epochs (stride windows, shuffled passes)
+    loader_stride: int | None = None  # epochs mode: tokens between window starts; None = block_size
+    # epochs mode: train this many whole passes; sets max_iters from the data
+    # (epochs * batches per epoch // grad_accum_steps), so give one or the other
+    epochs: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # free-form notes kept with the run
 
     def __post_init__(self) -> None:
@@ -88,6 +96,18 @@ class TrainConfig:
         need(self.precision in PRECISIONS, f"precision must be one of {PRECISIONS}")
         need(self.loss_normalization in LOSS_NORMS, f"loss_normalization: one of {LOSS_NORMS}")
         need(isinstance(self.model, (str, dict)), "model must be a preset name or a mapping")
+        need(self.loader_mode in LOADER_MODES, f"loader_mode must be one of {LOADER_MODES}")
+        need(
+            self.weight_decay_params in DECAY_PARAMS,
+            f"weight_decay_params must be one of {DECAY_PARAMS}, got {self.weight_decay_params!r}",
+        )
+        for name in ("epochs", "loader_stride"):
+            value = getattr(self, name)
+            need(value is None or value >= 1, f"{name} must be >= 1 (or null), got {value}")
+            need(
+                value is None or self.loader_mode == "epochs",
+                f"{name} needs loader_mode: epochs (it is {self.loader_mode!r})",
+            )
         from legollm.training.schedule import SCHEDULES
 
         need(self.schedule in SCHEDULES, f"schedule must be one of {SCHEDULES}")
@@ -116,8 +136,13 @@ class TrainConfig:
         """Read a YAML file, then apply ``key=value`` overrides (see :func:`apply_overrides`)."""
         from legollm.core.utils import read_yaml_mapping
 
-        d = read_yaml_mapping(path, "train config fields")
-        return cls.from_dict(apply_overrides(d, overrides or []))
+        d = apply_overrides(read_yaml_mapping(path, "train config fields"), overrides or [])
+        if d.get("epochs") is not None and d.get("max_iters") is not None:
+            raise ConfigError(
+                f"train config: epochs ({d['epochs']}) and max_iters ({d['max_iters']}) both "
+                "say how long to train; give one (e.g. epochs=null max_iters=5 for a short run)"
+            )
+        return cls.from_dict(d)
 
 
 def apply_overrides(d: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
@@ -141,8 +166,6 @@ def apply_overrides(d: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
         for part in parts[:-1]:
             sub = target.get(part)
             if isinstance(sub, str) and part == "model":
-                from legollm.training.presets import model_preset
-
                 sub = model_preset(sub)
             target[part] = dict(sub or {})
             target = target[part]
@@ -158,4 +181,12 @@ def _is_float(s: str) -> bool:
     return True
 
 
-__all__ = ["DEVICES", "LOSS_NORMS", "PRECISIONS", "TrainConfig", "apply_overrides"]
+__all__ = [
+    "DECAY_PARAMS",
+    "DEVICES",
+    "LOADER_MODES",
+    "LOSS_NORMS",
+    "PRECISIONS",
+    "TrainConfig",
+    "apply_overrides",
+]

@@ -30,7 +30,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from legollm.core.exceptions import ConfigError, TrainingError
+from legollm.core.exceptions import TrainingError
+from legollm.core.runtime import resolve_device, resolve_precision, unwrap_model
 from legollm.models.decoder import count_active_parameters
 from legollm.models.loss import lm_loss
 from legollm.training.checkpoint import (
@@ -38,7 +39,6 @@ from legollm.training.checkpoint import (
     rng_state,
     save_checkpoint,
     set_rng_state,
-    unwrap_model,
 )
 from legollm.training.config import TrainConfig
 from legollm.training.distributed import current_dist_info
@@ -54,34 +54,6 @@ from legollm.training.optim import build_optimizer
 from legollm.training.schedule import lr_at
 
 IGNORE_INDEX = -100
-
-
-def resolve_device(name: str = "auto", local_rank: int = 0) -> torch.device:
-    """The one device policy: CUDA if present, then Apple MPS, then CPU."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            name = "cuda"
-        elif torch.backends.mps.is_available():
-            name = "mps"
-        else:
-            name = "cpu"
-    if name == "cuda":
-        if not torch.cuda.is_available():
-            raise ConfigError("device=cuda but no CUDA GPU is visible; use device=auto or cpu")
-        return torch.device("cuda", local_rank)
-    if name == "mps" and not torch.backends.mps.is_available():
-        raise ConfigError("device=mps but MPS is not available; use device=auto or cpu")
-    return torch.device(name)
-
-
-def resolve_precision(precision: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype (None = plain fp32). ``auto`` is bf16 on CUDA GPUs that have it."""
-    if precision == "auto":
-        ok = device.type == "cuda" and torch.cuda.is_bf16_supported()
-        return torch.bfloat16 if ok else None
-    if precision == "fp16" and device.type != "cuda":
-        raise ConfigError("precision=fp16 (with GradScaler) needs CUDA; use bf16 or fp32")
-    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
 
 
 class Trainer:
@@ -125,6 +97,7 @@ class Trainer:
             eps=config.eps,
             device_type=self.device.type,
             fused=config.fused_optimizer,
+            decay=config.weight_decay_params,
         )
         self.model: nn.Module = self.raw_model
         self._compiled = False
@@ -445,4 +418,4 @@ def _compiled_lm_loss():
     return torch.compile(lm_loss)
 
 
-__all__ = ["IGNORE_INDEX", "Trainer", "resolve_device", "resolve_precision"]
+__all__ = ["IGNORE_INDEX", "Trainer"]

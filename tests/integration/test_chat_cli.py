@@ -128,10 +128,10 @@ def test_alpaca_format_prompts_like_sft(parts):
 
 
 def test_auto_format():
-    assert pick_format("auto", {"kind": "hf", "model_type": "qwen3"}) == "qwen3"
-    assert pick_format("auto", {"kind": "hf", "model_type": "gpt2"}) == "plain"
-    assert pick_format("auto", {"kind": "checkpoint", "prompt_format": "alpaca"}) == "alpaca"
-    assert pick_format("chatml", {"kind": "hf", "model_type": "llama"}) == "chatml"
+    assert pick_format("auto", kind="hf", model_type="qwen3") == "qwen3"
+    assert pick_format("auto", kind="hf", model_type="gpt2") == "plain"
+    assert pick_format("auto", kind="checkpoint", prompt_format="alpaca") == "alpaca"
+    assert pick_format("chatml", kind="hf", model_type="llama") == "chatml"
 
 
 def test_command_end_to_end(parts, monkeypatch, capsys):

@@ -6,11 +6,8 @@ import json
 import pytest
 
 from legollm.cli.main import main
-from tests.integration import test_sft_cli as sft
-from tests.integration.test_sft_cli import _ascii, _losses, write_config
+from tests.integration._finetune import ROOT, _ascii, _losses, write_config
 from tests.unit.finetuning.conftest import _one_thread  # noqa: F401
-
-hf_gpt2_dir, char_checkpoint = sft.hf_gpt2_dir, sft.char_checkpoint  # the SFT tests' fixtures
 
 
 @pytest.fixture(scope="module")
@@ -68,12 +65,12 @@ def test_bad_preference_data_is_a_one_line_error(tmp_path, preferences, char_che
     assert not (tmp_path / "run").exists()
 
 
-@pytest.mark.parametrize("path", sorted((sft.ROOT / "configs" / "dpo").glob("*.yaml")), ids=str)
+@pytest.mark.parametrize("path", sorted((ROOT / "configs" / "dpo").glob("*.yaml")), ids=str)
 def test_shipped_dpo_configs_parse(path):
     from legollm.finetuning.dpo import DPOConfig
 
     cfg = DPOConfig.from_yaml(path)
-    assert (sft.ROOT / cfg.data).name == "preference_data.json"
+    assert (ROOT / cfg.data).name == "preference_data.json"
     cfg.train_config()
     if cfg.lora:
         cfg.lora_config()

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from legollm.cli.main import main
+from legollm.core.tokenization.specs import load_tokenizer_file
 from legollm.finetuning.templates import get_chat_template
-from legollm.generation.loading import load_tokenizer_file
 from tests.integration._hf_dirs import make_llama_dir
 
 

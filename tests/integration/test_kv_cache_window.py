@@ -17,7 +17,7 @@ from legollm.components.kv_cache import KVCache
 from legollm.core.exceptions import ConfigError
 from legollm.generation import generate, stream
 from legollm.models import DecoderLM, ModelConfig, load_pretrained
-from tests.integration.test_llama_family_parity import VOCAB, WINDOW, _build
+from tests.integration._llama_family import BASE, VOCAB, WINDOW, _build
 
 NEW = 40  # new tokens: five windows
 
@@ -97,8 +97,6 @@ def test_a_window_model_decodes_past_its_context_as_transformers_does(tmp_path_f
     of window 8, a token depends on the last 15.
     """
     from transformers import MistralConfig, MistralForCausalLM
-
-    from tests.integration.test_llama_family_parity import BASE
 
     torch.manual_seed(11)
     cfg = {

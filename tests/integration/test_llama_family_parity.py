@@ -9,7 +9,6 @@ mask, window or RoPE then changes the output instead of hiding in the noise.
 
 from __future__ import annotations
 
-import copy
 import json
 
 import pytest
@@ -17,90 +16,22 @@ import torch
 from transformers import (
     AutoModelForCausalLM,
     LlamaConfig,
-    LlamaForCausalLM,
-    MistralConfig,
-    MistralForCausalLM,
     Qwen3Config,
-    Qwen3ForCausalLM,
 )
 
 from legollm.architectures import llama3, mistral, qwen3
 from legollm.core.exceptions import ConfigError, ModelLoadError
 from legollm.generation import generate
 from legollm.models import load_pretrained, save_pretrained
-
-VOCAB = 256
-BASE = dict(
-    vocab_size=VOCAB,
-    hidden_size=64,
-    intermediate_size=128,
-    num_hidden_layers=2,
-    num_attention_heads=4,
-    max_position_embeddings=128,
-    initializer_range=0.2,
-    bos_token_id=None,
-    eos_token_id=None,  # no EOS: both sides generate all 32 tokens
-    pad_token_id=None,
+from tests.integration._llama_family import (
+    BASE,
+    CASES,
+    LLAMA3_ROPE,
+    MODEL_TYPE,
+    VOCAB,
+    WINDOW,
+    _build,
 )
-# a short original context so the llama3 scaling moves some of head_dim 16's frequencies
-LLAMA3_ROPE = dict(
-    rope_type="llama3",
-    factor=4.0,
-    low_freq_factor=1.0,
-    high_freq_factor=4.0,
-    original_max_position_embeddings=16,
-)
-WINDOW = 8  # Mistral's sliding window, shorter than every test sequence
-
-CASES = {
-    "llama-mha-untied": (LlamaForCausalLM, LlamaConfig, dict(num_key_value_heads=4)),
-    "llama-gqa2-tied-llama3rope": (
-        LlamaForCausalLM,
-        LlamaConfig,
-        dict(num_key_value_heads=2, tie_word_embeddings=True, rope_scaling=LLAMA3_ROPE),
-    ),
-    "llama-gqa4-untied-llama3rope-theta": (
-        LlamaForCausalLM,
-        LlamaConfig,
-        dict(
-            num_attention_heads=8,
-            num_key_value_heads=2,
-            rope_theta=500000.0,
-            rope_scaling=LLAMA3_ROPE,
-        ),
-    ),  # fmt: skip
-    "llama-biases": (
-        LlamaForCausalLM,
-        LlamaConfig,
-        dict(num_key_value_heads=2, attention_bias=True, mlp_bias=True),
-    ),
-    "qwen3-headdim32-tied": (
-        Qwen3ForCausalLM,
-        Qwen3Config,
-        dict(num_key_value_heads=2, head_dim=32, tie_word_embeddings=True),
-    ),
-    "qwen3-headdim8-untied": (
-        Qwen3ForCausalLM,
-        Qwen3Config,
-        dict(num_key_value_heads=1, head_dim=8, tie_word_embeddings=False),
-    ),
-    "qwen3-window-every-layer": (
-        Qwen3ForCausalLM,
-        Qwen3Config,
-        dict(
-            num_key_value_heads=2,
-            use_sliding_window=True,
-            sliding_window=WINDOW,
-            max_window_layers=0,
-        ),
-    ),  # fmt: skip
-    "mistral-window": (
-        MistralForCausalLM,
-        MistralConfig,
-        dict(num_key_value_heads=2, sliding_window=WINDOW),
-    ),
-}
-MODEL_TYPE = {LlamaForCausalLM: "llama", Qwen3ForCausalLM: "qwen3", MistralForCausalLM: "mistral"}
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -110,13 +41,6 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
-
-
-def _build(case: str, seed: int):
-    """A random HF model of CASES[case] (configs get copies: transformers edits the dicts)."""
-    cls, cfg_cls, extra = CASES[case]
-    torch.manual_seed(seed)
-    return cls(cfg_cls(**copy.deepcopy({**BASE, **extra}))).eval()
 
 
 def _init_biases(model, std: float = 0.2) -> None:

@@ -10,48 +10,13 @@ import pytest
 import torch
 
 from legollm.cli.main import main
+from tests.integration._finetune import ROOT, _ascii, _losses, write_config
 from tests.unit.finetuning.conftest import _one_thread  # noqa: F401
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
 def records(shared_data):
     return json.loads((shared_data / "instruct" / "instruction_data.json").read_text())[:40]
-
-
-@pytest.fixture(scope="module")
-def hf_gpt2_dir(tmp_path_factory, shared_data):
-    """A tiny random transformers GPT-2 saved with save_pretrained, with GPT-2's tokenizer
-    files under their HF names (vocab.json, merges.txt)."""
-    transformers = pytest.importorskip("transformers")
-    d = tmp_path_factory.mktemp("hf_gpt2")
-    torch.manual_seed(0)
-    cfg = transformers.GPT2Config(n_layer=1, n_head=2, n_embd=16, n_positions=256)
-    transformers.GPT2LMHeadModel(cfg).save_pretrained(d, safe_serialization=True)
-    shutil.copy(shared_data / "gpt2" / "encoder.json", d / "vocab.json")
-    shutil.copy(shared_data / "gpt2" / "vocab.bpe", d / "merges.txt")
-    return d
-
-
-def write_config(tmp_path, **kw):
-    import yaml
-
-    d = {
-        "data": str(tmp_path / "data.json"),
-        "max_new_tokens": 6,
-        "max_test_responses": 3,
-        "test_fraction": 0.1,
-        "val_fraction": 0.1,
-        "train": {"run_dir": str(tmp_path / "run"), "batch_size": 4, "max_iters": 4,
-                  "lr_decay_iters": 8, "lr": 1e-2, "min_lr": 1e-3, "warmup_iters": 1,
-                  "eval_interval": 4, "eval_iters": 2, "log_interval": 1, "progress": False,
-                  "plot": False, "device": "cpu", "precision": "fp32"},
-    }  # fmt: skip
-    d.update(kw)
-    p = tmp_path / "sft.yaml"
-    p.write_text(yaml.safe_dump(d))
-    return p
 
 
 def test_lora_from_hf_dir_writes_adapter_and_responses(tmp_path, records, hf_gpt2_dir, capsys):
@@ -91,7 +56,7 @@ def test_run_from_tokenizer_json_dir_needs_neither_the_dir_nor_a_flag(
     copy, so generate and chat work on it after the base dir is deleted. The oracle is the
     `tokenizers` library that wrote the file, decoding our model's greedy ids."""
     from legollm.generation import generate
-    from legollm.generation.loading import find_checkpoint
+    from legollm.models.loading import find_checkpoint
     from legollm.training.checkpoint import load_model_from_checkpoint
     from tests.integration._hf_dirs import make_llama_dir
 
@@ -125,33 +90,6 @@ def test_run_from_tokenizer_json_dir_needs_neither_the_dir_nor_a_flag(
     assert "--tokenizer PATH" in err
 
 
-@pytest.fixture
-def char_checkpoint(tmp_path):
-    """A tiny LegoLLM checkpoint with a char tokenizer that covers the instruction data."""
-    from legollm.data.tokenizer_spec import CharTokenizer
-    from legollm.models import DecoderLM, ModelConfig
-    from legollm.training.checkpoint import save_checkpoint
-
-    tok = CharTokenizer.from_text([" \n" + "".join(chr(c) for c in range(33, 127))])
-    torch.manual_seed(0)
-    cfg = ModelConfig(vocab_size=tok.vocab_size, context_length=320, n_layer=1, n_head=2,
-                      n_embd=16, dropout=0.1)  # fmt: skip
-    model = DecoderLM(cfg)
-    path = tmp_path / "base.pt"
-    save_checkpoint(path, {"model": model.state_dict(), "model_config": cfg.to_dict(),
-                           "tokenizer": tok.spec()})  # fmt: skip
-    return path
-
-
-def _ascii(records):
-    return [{k: v.encode("ascii", "ignore").decode() for k, v in r.items()} for r in records]
-
-
-def _losses(run):
-    recs = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
-    return {r["step"]: r["loss"] for r in recs if "loss" in r}
-
-
 @pytest.mark.filterwarnings("ignore:.*truncated")  # char ids: a few records exceed 320
 def test_full_ft_from_checkpoint_resumes_exactly(tmp_path, records, char_checkpoint):
     (tmp_path / "a").mkdir()
@@ -173,7 +111,7 @@ def test_full_ft_from_checkpoint_resumes_exactly(tmp_path, records, char_checkpo
 def test_chat_template_format(tmp_path, records, char_checkpoint):
     """The plain chat template (a tokenizer with only <|endoftext|>), with a system prompt,
     training on packed sequences."""
-    from legollm.data.tokenizer_spec import load_tokenizer
+    from legollm.core.tokenization.specs import load_tokenizer
     from legollm.finetuning.formats import get_format
     from legollm.training.checkpoint import load_checkpoint
 

@@ -120,3 +120,48 @@ def test_run_dir_keeps_its_tokenizer_after_the_data_dir_moves(tmp_path, capsys):
     assert main(["generate", str(tmp_path / "run"), *args]) == 0
     out = capsys.readouterr().out
     assert out.startswith("To be") and len(out) > len("To be\n")
+
+
+KILL_AT_STEP = """
+import os, signal, sys
+from legollm.training.trainer import Trainer
+step = Trainer.train_step
+def killed_after_six(self):  # kill -9 between the log of step 6 and the checkpoint at 8
+    if self.step == 6:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return step(self)
+Trainer.train_step = killed_after_six
+from legollm.cli.main import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_metrics_hold_each_step_once_after_a_kill_between_log_and_checkpoint(tmp_path, data_dir):
+    """Steps 5 and 6 were logged, then the process died before the step-8 checkpoint:
+    resuming from step 4 replays them, and metrics.jsonl must not hold them twice."""
+    import json
+    import signal
+    import subprocess
+    import sys
+
+    def records(run_dir):
+        lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+        return [json.loads(x) for x in lines]
+
+    full = tmp_path / "full"
+    full.mkdir()
+    assert main(["train", "--config", str(_config(full, data_dir))]) == 0
+    part = tmp_path / "part"
+    part.mkdir()
+    cfg = str(_config(part, data_dir))
+    done = subprocess.run([sys.executable, "-c", KILL_AT_STEP, "train", "--config", cfg],
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert done.returncode == -signal.SIGKILL, done.stderr
+    assert [r["step"] for r in records(part / "run") if "loss" in r] == [1, 2, 3, 4, 5, 6]
+    assert main(["train", "--config", cfg, "--resume"]) == 0
+    want, got = records(full / "run"), records(part / "run")
+    assert [(r["step"], sorted(r)) for r in got] == [(r["step"], sorted(r)) for r in want]
+    for a, b in zip(want, got, strict=True):
+        for key in ("loss", "val_loss"):
+            if key in a:
+                assert abs(a[key] - b[key]) <= 1e-6

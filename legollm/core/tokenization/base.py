@@ -171,9 +171,7 @@ class Tokenizer:
             self._set_options(data)
             self.special_tokens, self.inverse_special_tokens = {}, {}
             self.register_special_tokens({k: int(v) for k, v in data["special_tokens"].items()})
-        except TokenizerError as e:
-            raise TokenizerError(f"corrupt tokenizer file {p}: {e}") from e
-        except (ValueError, KeyError, TypeError, IndexError) as e:
+        except (TokenizerError, ValueError, KeyError, TypeError, IndexError) as e:
             raise TokenizerError(f"corrupt tokenizer file {p}: {e}") from e
         self._after_load()
         return self

@@ -30,14 +30,22 @@ import time
 import unicodedata
 from array import array
 from collections import Counter
-from itertools import chain
+from collections.abc import Callable
+from itertools import chain, repeat
 
 import regex
 
 from legollm.core.exceptions import TokenizerError
 from legollm.core.tokenization.base import Tokenizer, _LoadDescriptor, check_vocab_size
+from legollm.core.tokenization.hf_json import load_tokenizer_json
 from legollm.core.tokenization.patterns import GPT4_SPLIT_PATTERN
-from legollm.core.tokenization.training import merge_pair, train_merges
+from legollm.core.tokenization.pretrained import (
+    load_gpt2_files,
+    load_llama3_tokenizer,
+    load_tiktoken,
+    save_tiktoken,
+)
+from legollm.core.tokenization.training import train_merges
 
 _CACHE_LIMIT = 500_000  # distinct chunks kept; cleared when full so memory stays bounded
 _LONG_CHUNK = 256  # bytes; longer chunks merge all occurrences of a pair per pass
@@ -157,43 +165,14 @@ class RegexBPETokenizer(Tokenizer):
             print(f"trained {len(merges):,} merges in {dt:.2f}s (vocab size {self.vocab_size:,})")
 
     # -- encoding -------------------------------------------------------------
-    # A chunk is merged one pair at a time, lowest rank first (leftmost on ties). The
-    # ranks of neighbouring pairs live in a list, so after a merge only the two pairs
-    # around it are looked up again and min()/index() find the next one in C. Long
-    # chunks (runs of spaces, long identifiers) instead merge every occurrence of the
-    # best pair per pass, which gives the same ids without the quadratic cost.
+    # Both rules run the same merge loop (_merge_by_rank): they differ only in what a
+    # chunk's parts are and how a pair is ranked. Our rule: parts are ids, a pair's rank
+    # is its merge id, and the merged part is that id. tiktoken's rule: parts are bytes,
+    # a pair's rank is the id of their concatenation, and the merged part is the bytes.
     def _encode_chunk(self, chunk: bytes) -> list[int]:
         """Our trainer's rule: the adjacent pair with the lowest merge id was learned first."""
         ids = [self._byte_ids[b] for b in chunk]
-        if len(ids) > _LONG_CHUNK:
-            return self._encode_long_chunk(ids)
-        get = self.merges.get
-        ranks = [get(pair, _NO_MERGE) for pair in zip(ids, ids[1:], strict=False)]
-        while ranks:
-            best = min(ranks)
-            if best == _NO_MERGE:
-                break
-            i = ranks.index(best)
-            ids[i : i + 2] = (best,)
-            del ranks[i]
-            if i < len(ranks):
-                ranks[i] = get((best, ids[i + 1]), _NO_MERGE)
-            if i:
-                ranks[i - 1] = get((ids[i - 1], best), _NO_MERGE)
-        return ids
-
-    def _encode_long_chunk(self, ids: list[int]) -> list[int]:
-        merges = self.merges
-        while len(ids) >= 2:
-            best, best_id = None, None
-            for pair in zip(ids, ids[1:], strict=False):
-                idx = merges.get(pair)
-                if idx is not None and (best_id is None or idx < best_id):
-                    best, best_id = pair, idx
-            if best is None:
-                break
-            ids = merge_pair(ids, best, best_id)
-        return ids
+        return _merge_by_rank(ids, self.merges, _pair, _keep_rank)
 
     def _encode_chunk_whole_first(self, chunk: bytes) -> list[int]:
         idx = self._token_ids.get(chunk)
@@ -206,43 +185,8 @@ class RegexBPETokenizer(Tokenizer):
         if idx is not None:
             return [idx]
         parts = [chunk[i : i + 1] for i in range(len(chunk))]
-        if len(parts) > _LONG_CHUNK:
-            return self._encode_long_chunk_ranks(parts)
-        ranks = [get(a + b, _NO_MERGE) for a, b in zip(parts, parts[1:], strict=False)]
-        while ranks:
-            best = min(ranks)
-            if best == _NO_MERGE:
-                break
-            i = ranks.index(best)
-            merged = parts[i] + parts[i + 1]
-            parts[i : i + 2] = (merged,)
-            del ranks[i]
-            if i < len(ranks):
-                ranks[i] = get(merged + parts[i + 1], _NO_MERGE)
-            if i:
-                ranks[i - 1] = get(parts[i - 1] + merged, _NO_MERGE)
+        parts = _merge_by_rank(parts, self._token_ids, bytes.__add__, _concat)
         return [self._token_ids[p] for p in parts]
-
-    def _encode_long_chunk_ranks(self, parts: list[bytes]) -> list[int]:
-        ranks = self._token_ids
-        while len(parts) >= 2:
-            best, best_id = None, None
-            for a, b in zip(parts, parts[1:], strict=False):
-                idx = ranks.get(a + b)
-                if idx is not None and (best_id is None or idx < best_id):
-                    best, best_id = a + b, idx
-            if best is None:
-                break
-            out, i, n = [], 0, len(parts)
-            while i < n:
-                if i + 1 < n and parts[i] + parts[i + 1] == best:
-                    out.append(best)
-                    i += 2
-                else:
-                    out.append(parts[i])
-                    i += 1
-            parts = out
-        return [ranks[p] for p in parts]
 
     def encode_ordinary(self, text: str) -> list[int]:
         """Encode ``text`` ignoring special tokens (their strings are plain text here)."""
@@ -330,16 +274,12 @@ class RegexBPETokenizer(Tokenizer):
     # -- pretrained ranks -----------------------------------------------------
     @classmethod
     def from_gpt2_files(cls, encoder_json, vocab_bpe) -> RegexBPETokenizer:
-        from legollm.core.tokenization.pretrained import load_gpt2_files
-
         return load_gpt2_files(cls, encoder_json, vocab_bpe)
 
     @classmethod
     def from_tiktoken(
         cls, path, pattern: str, special_tokens: dict[str, int] | None = None
     ) -> RegexBPETokenizer:
-        from legollm.core.tokenization.pretrained import load_tiktoken
-
         return load_tiktoken(cls, path, pattern, special_tokens or {})
 
     @classmethod
@@ -349,21 +289,80 @@ class RegexBPETokenizer(Tokenizer):
         ``version`` picks the names of the special tokens: "3" (Llama 3), "3.1"
         (adds <|eom_id|>, <|python_tag|>, ...), "3.2" (adds <|image|>).
         """
-        from legollm.core.tokenization.pretrained import load_llama3_tokenizer
-
         return load_llama3_tokenizer(cls, path, version)
 
     @classmethod
     def from_tokenizer_json(cls, path) -> RegexBPETokenizer:
         """A Hugging Face ``tokenizer.json`` with a byte-level BPE model (GPT-2, Llama 3, Qwen)."""
-        from legollm.core.tokenization.hf_json import load_tokenizer_json
-
         return load_tokenizer_json(cls, path)
 
     def save_tiktoken(self, path) -> None:
-        from legollm.core.tokenization.pretrained import save_tiktoken
-
         save_tiktoken(self, path)
+
+
+def _pair(a: int, b: int) -> tuple[int, int]:
+    return a, b  # our rule looks a pair up in the merges
+
+
+def _pair_keys(key: Callable, parts: list):
+    """The key of every neighbouring pair; zip builds plain pairs in C, a loop would not."""
+    return zip(parts, parts[1:], strict=False) if key is _pair else map(key, parts, parts[1:])
+
+
+def _keep_rank(a, b, rank: int):
+    return rank  # our rule: the merged pair's id is its rank
+
+
+def _concat(a: bytes, b: bytes, rank: int) -> bytes:
+    return a + b  # tiktoken's rule: the merged part is the bytes (its id is the rank)
+
+
+def _merge_by_rank(parts: list, ranks_of: dict, key: Callable, join: Callable) -> list:
+    """BPE on one chunk: merge the adjacent pair of lowest rank (leftmost on ties) into
+    ``join(a, b, rank)``, until no pair has a rank. A pair's rank is
+    ``ranks_of[key(a, b)]``; a pair without one never merges.
+
+    The ranks of neighbouring pairs live in a list, so after a merge only the two pairs
+    around it are ranked again and min()/index() find the next one in C. Long chunks
+    (runs of spaces, long identifiers) instead merge every occurrence of the best pair
+    per pass, which gives the same parts without the quadratic cost.
+    """
+    if len(parts) > _LONG_CHUNK:
+        return _merge_by_rank_long(parts, ranks_of, key, join)
+    get = ranks_of.get
+    ranks = list(map(get, _pair_keys(key, parts), repeat(_NO_MERGE)))
+    while ranks:
+        best = min(ranks)
+        if best == _NO_MERGE:
+            break
+        i = ranks.index(best)
+        merged = join(parts[i], parts[i + 1], best)
+        parts[i : i + 2] = (merged,)
+        del ranks[i]
+        if i < len(ranks):
+            ranks[i] = get(key(merged, parts[i + 1]), _NO_MERGE)
+        if i:
+            ranks[i - 1] = get(key(parts[i - 1], merged), _NO_MERGE)
+    return parts
+
+
+def _merge_by_rank_long(parts: list, ranks_of: dict, key: Callable, join: Callable) -> list:
+    """Each pass merges every occurrence of the best pair, left to right."""
+    while len(parts) >= 2:
+        ranks = list(map(ranks_of.get, _pair_keys(key, parts), repeat(_NO_MERGE)))
+        best = min(ranks)
+        if best == _NO_MERGE:
+            break
+        out, i, n = [], 0, len(parts)
+        while i < n:
+            if i + 1 < n and ranks[i] == best:
+                out.append(join(parts[i], parts[i + 1], best))
+                i += 2
+            else:
+                out.append(parts[i])
+                i += 1
+        parts = out
+    return parts
 
 
 class _ChunkCache(dict):

@@ -29,6 +29,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.wfile.flush()
             self.close_connection = True
             return
+        if self.path == "/down.txt":  # a server error that never goes away
+            self.send_error(500, "broken")
+            return
         if self.path == "/flaky.txt" and _Handler.hits[self.path] == 1:
             self.send_error(503, "try again")
             return

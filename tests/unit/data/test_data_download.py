@@ -54,6 +54,18 @@ def test_404_is_not_retried(http_server, tmp_path):
     assert _leftovers(tmp_path) == []
 
 
+@pytest.mark.parametrize(("path", "message"), [("/missing.txt", "404"), ("/down.txt", "500")])
+def test_failed_download_leaves_no_new_folder(http_server, tmp_path, path, message):
+    base, _, _ = http_server
+    with pytest.raises(DownloadError, match=message):
+        dl.download(None, tmp_path / "new" / "sub", url=f"{base}{path}", **FAST)
+    assert _leftovers(tmp_path) == []  # neither new/ nor new/sub/ is left behind
+    (tmp_path / "mine").mkdir()
+    with pytest.raises(DownloadError, match=message):
+        dl.download(None, tmp_path / "mine", url=f"{base}{path}", **FAST)
+    assert _leftovers(tmp_path) == ["mine"]  # a folder that was there stays
+
+
 def test_transient_503_succeeds_on_retry(http_server, good_sha, tmp_path):
     base, hits, _ = http_server
     path = dl.download(None, tmp_path, url=f"{base}/flaky.txt", sha256=good_sha, **FAST)
@@ -114,3 +126,9 @@ def test_cli_unknown_dataset(tmp_path, capsys):
     assert download_main(["no_such_set", str(tmp_path)]) == 1
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "unknown dataset" in err and "tiny_shakespeare" in err
+
+
+def test_cli_unwritable_folder_is_one_line(capsys):
+    assert download_main(["the_verdict", "/proc/legollm/x", "--no-progress"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "cannot create /proc/legollm/x" in err

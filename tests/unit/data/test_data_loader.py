@@ -126,3 +126,29 @@ def test_bad_inputs_have_clear_errors(prepared, tmp_path):
 def test_cuda_batches_land_on_the_device(prepared):
     x, y = TokenDataLoader(prepared, 2, 8, device="cuda").next_batch()
     assert x.is_cuda and y.is_cuda and (y == x + 1).all()
+
+
+def test_truncated_split_is_refused_with_both_sizes(prepared):
+    """A .bin shorter than meta.json says (a cut copy) must not train silently."""
+    with open(prepared / "train.bin", "r+b") as f:
+        f.truncate(2 * 9_000)  # whole uint16 tokens: only meta.json can tell
+    with pytest.raises(DataError) as e:
+        TokenDataLoader(prepared, 2, 8)
+    msg = str(e.value)
+    assert "train.bin" in msg and "18,000 bytes" in msg and "20,000 bytes" in msg
+    assert "re-run data-prepare" in msg
+    with pytest.raises(DataError, match="18,000 bytes"):
+        TokenDataLoader(prepared / "train.bin", 2, 8)  # the same check via the file path
+    TokenDataLoader(prepared, 2, 8, split="val")  # the intact split still loads
+
+
+def test_empty_split_says_why_not_mmap(prepared, tmp_path):
+    (prepared / "val.bin").write_bytes(b"")
+    meta = json.loads((prepared / "meta.json").read_text())
+    meta["num_tokens"]["val"] = 0
+    (prepared / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(DataError, match="no documents in the 'val' split.*val_fraction"):
+        TokenDataLoader(prepared, 2, 8, split="val")
+    (tmp_path / "bare.bin").write_bytes(b"")  # no meta.json beside it
+    with pytest.raises(DataError, match="bare.bin is empty; re-run data-prepare"):
+        TokenDataLoader(tmp_path / "bare.bin", 2, 8)

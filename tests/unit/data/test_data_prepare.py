@@ -147,6 +147,9 @@ def test_vocab_larger_than_dtype_is_rejected_before_work(corpus, tmp_path):
         (["--val-fraction", "1.5"], "val_fraction must be in [0, 1)"),
         (["--split", "sentences"], "unknown split 'sentences'"),
         (["--config", "missing.yaml"], "config file not found"),
+        (["--config", "."], "--config . is a folder; give a YAML file"),
+        (["--output-dir", "/proc/legollm/o"], "cannot write to output_dir /proc/legollm/o"),
+        (["--tokenizer", "legollm", "--tokenizer-path", "."], "tokenizer_path=. is a folder"),
     ],
 )
 def test_cli_bad_config_is_one_clear_line(corpus, tmp_path, capsys, args, message):
@@ -158,6 +161,15 @@ def test_cli_bad_config_is_one_clear_line(corpus, tmp_path, capsys, args, messag
     assert not (tmp_path / "o").exists()
 
 
+def test_read_file_names_a_folder_as_a_folder(tmp_path):
+    from legollm.core.utils import read_file
+
+    with pytest.raises(DataError, match="is a folder, not a file"):
+        read_file(tmp_path)
+    with pytest.raises(DataError, match="file not found"):
+        read_file(tmp_path / "nope.txt")
+
+
 def test_yaml_config_with_flag_override(corpus, tmp_path, capsys):
     cfg = tmp_path / "c.yaml"
     cfg.write_text(f"inputs: [{corpus}]\noutput_dir: {tmp_path / 'o'}\nsplit: paragraph\nseed: 3\n")
@@ -167,6 +179,17 @@ def test_yaml_config_with_flag_override(corpus, tmp_path, capsys):
     cfg.write_text("inputs: [x]\noutput_dir: y\nbogus: 1\n")
     assert prepare_main(["--config", str(cfg)]) == 1
     assert "unknown prepare config field(s) ['bogus']" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flag", ["--verbose", "-v"])
+def test_config_with_verbose_prints_each_step(corpus, tmp_path, capsys, flag):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"inputs: [{corpus}]\noutput_dir: {tmp_path / 'o'}\nsplit: paragraph\n")
+    assert prepare_main(["--config", str(cfg), flag]) == 0
+    err = capsys.readouterr().err
+    assert "3 input file(s)" in err and "tokenized 40 document(s)" in err  # a.txt, b.md, c.jsonl
+    meta = read_meta(tmp_path / "o")
+    assert f"train {meta['num_tokens']['train']:,} tokens" in err
 
 
 def test_failed_prepare_leaves_the_previous_dataset_untouched(corpus, tmp_path):

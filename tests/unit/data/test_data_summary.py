@@ -6,8 +6,8 @@ import json
 from collections import Counter
 
 from legollm.cli.data import summary_main
+from legollm.core.tokenization.specs import CharTokenizer
 from legollm.data.summary import summarize_text
-from legollm.data.tokenizer_spec import CharTokenizer
 
 DOCS = ["héllo wörld\nsecond line", "naïve café", "zzz zz z"]
 

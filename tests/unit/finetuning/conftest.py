@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from legollm.data.tokenizer_spec import CharTokenizer
+from legollm.core.tokenization.specs import CharTokenizer
 
 RECORDS = [
     {"instruction": "Add 2 and 3.", "input": "", "output": "5"},

@@ -8,9 +8,11 @@ import math
 import pytest
 import torch
 
+from legollm.finetuning.dataset import Example
 from legollm.finetuning.dpo import (
     DPOConfig,
     PreferenceLoader,
+    PreferencePair,
     dpo_loss,
     reference_logps,
     sequence_logps,
@@ -62,8 +64,8 @@ def pairs(n: int, seed: int = 0):
         ex = []
         for resp in (chosen, rejected):
             ids = prompt + resp
-            ex += [ids[:-1], [IGNORE_INDEX] * (len(prompt) - 1) + resp]
-        out.append(tuple(ex))
+            ex.append(Example(ids[:-1], [IGNORE_INDEX] * (len(prompt) - 1) + resp))
+        out.append(PreferencePair(*ex))
     return out
 
 
@@ -76,7 +78,7 @@ def trainer_for(model, examples, tmp_path, batch_size, accum=1, **train):
                        grad_clip=0, progress=False, plot=False, device="cpu", **train)  # fmt: skip
     loader = PreferenceLoader(reference_logps(model, examples, 4, 0, "cpu"), batch_size,
                               pad_id=0, shuffle=False, max_length=16)  # fmt: skip
-    return DPOTrainer(model, tcfg, loader, loader, run_dir=tmp_path, sft={"config": cfg})
+    return DPOTrainer(model, tcfg, loader, loader, run_dir=tmp_path, finetune=cfg)
 
 
 def test_at_the_first_step_the_loss_is_log_2_and_the_margin_zero(tmp_path):

@@ -97,6 +97,9 @@ class _FakeTemplate:
             mask += [False] * len(head)
         return ids, mask
 
+    def stop_tokens(self, tokenizer):
+        return [tokenizer.eot_token_id]
+
 
 def test_chat_adapter_roles(char_tokenizer):
     from legollm.finetuning.formats import ChatFormat

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from legollm.core.exceptions import GenerationError
 from legollm.core.tokenization import RegexBPETokenizer
-from legollm.data.tokenizer_spec import CharTokenizer
+from legollm.core.tokenization.specs import CharTokenizer
 from legollm.generation import generate, stream
 from legollm.generation.text import TextStreamer
 from legollm.models import DecoderLM, ModelConfig

@@ -206,7 +206,7 @@ def test_compiled_lora_model_matches_eager():
     assert g_e.keys() == g_c.keys() and len(g_e) == 2 * 7 * 2
     for n in g_e:
         assert torch.allclose(g_c[n], g_e[n], atol=1e-5), n
-    from legollm.training.checkpoint import unwrap_model
+    from legollm.core.runtime import unwrap_model
 
     # the checkpoint is written from the unwrapped module: no _orig_mod. prefixes
     assert all(not k.startswith("_orig_mod.") for k in unwrap_model(compiled).state_dict())

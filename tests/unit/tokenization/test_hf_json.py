@@ -231,7 +231,7 @@ def test_spec_of_a_copied_file_keeps_the_ids(files, tmp_path, shared_data):
     """How an SFT run stores a tokenizer.json-only model's tokenizer: an hf_json spec
     naming its own copy, which loads after the model dir is gone."""
     from legollm.core.exceptions import ConfigError
-    from legollm.data.tokenizer_spec import copy_spec_files, load_tokenizer, spec_for_path
+    from legollm.core.tokenization.specs import copy_spec_files, load_tokenizer, spec_for_path
 
     model_dir = tmp_path / "qwen"
     shutil.copytree(files["qwen"].parent, model_dir)

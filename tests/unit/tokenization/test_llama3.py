@@ -151,7 +151,7 @@ def test_rank_rule_handles_tokens_bpe_cannot_build(tmp_path):
 def test_spec_of_a_copied_tokenizer_model_keeps_the_ids(llama3_pair, tmp_path):
     """A model dir with only Meta's tokenizer.model: a llama3 spec naming a copy of it
     rebuilds the tokenizer (specials included) after the dir is gone."""
-    from legollm.data.tokenizer_spec import copy_spec_files, load_tokenizer, spec_for_path
+    from legollm.core.tokenization.specs import copy_spec_files, load_tokenizer, spec_for_path
 
     ours, oracle = llama3_pair
     model_dir = tmp_path / "llama"

@@ -7,11 +7,11 @@ import torch
 from torch import nn
 
 from legollm.core.exceptions import ModelLoadError
+from legollm.core.runtime import unwrap_model
 from legollm.training.checkpoint import (
     clean_state_dict,
     load_checkpoint,
     save_checkpoint,
-    unwrap_model,
 )
 from tests.unit.training.conftest import BigramConfig, BigramLM
 

@@ -3,6 +3,7 @@
 import torch
 from torch import nn
 
+from legollm.models.loss import lm_loss
 from legollm.training.optim import build_optimizer, param_groups
 from tests.unit.training.conftest import BigramConfig, BigramLM
 
@@ -43,7 +44,24 @@ def test_decay_applied_only_to_matrices():
         torch.testing.assert_close(p.detach(), before[n] * factor, rtol=0, atol=1e-7)
 
 
-def test_fused_or_foreach():
-    opt = build_optimizer(BigramLM(BigramConfig()), lr=1e-3)
-    d = opt.defaults
-    assert d.get("fused") or d.get("foreach")
+def test_fused_on_cpu_by_default_and_foreach_on_request():
+    """Auto picks the one-kernel fused AdamW where this torch has it (CPU since 2.4);
+    fused=False asks for the batched foreach kernels; both compute the same steps."""
+    models = {}
+    for fused in (None, False):
+        torch.manual_seed(0)
+        model = BigramLM(BigramConfig())
+        opt = build_optimizer(model, lr=1e-2, fused=fused)
+        expect_fused = fused is None
+        assert bool(opt.defaults.get("fused")) is expect_fused
+        assert bool(opt.defaults.get("foreach")) is not expect_fused
+        for _ in range(3):
+            x = torch.randint(0, BigramConfig().vocab_size, (4, 8))
+            lm_loss(model(x), x).backward()
+            opt.step()
+            opt.zero_grad()
+        models[fused] = model
+    for (name, a), b in zip(
+        models[None].named_parameters(), models[False].parameters(), strict=True
+    ):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=name)

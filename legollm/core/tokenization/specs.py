@@ -31,6 +31,9 @@ from typing import Any
 import numpy as np
 
 from legollm.core.exceptions import ConfigError, TokenizerError
+from legollm.core.tokenization.patterns import GPT2_SPLIT_PATTERN, GPT4_SPLIT_PATTERN
+from legollm.core.tokenization.regex_bpe import RegexBPETokenizer
+from legollm.core.utils import atomic_path, file_sha256
 
 EOT = "<|endoftext|>"
 TOKENIZER_TYPES = ("char", "gpt2", "tiktoken", "legollm", "hf_json", "llama3")
@@ -109,9 +112,7 @@ class CharTokenizer:
 
 
 def _pattern(name: str | None) -> str:
-    from legollm.core import tokenization as t
-
-    named = {"gpt2": t.GPT2_SPLIT_PATTERN, "gpt4": t.GPT4_SPLIT_PATTERN}
+    named = {"gpt2": GPT2_SPLIT_PATTERN, "gpt4": GPT4_SPLIT_PATTERN}
     return named.get(name or "gpt4", name)
 
 
@@ -129,8 +130,6 @@ def load_tokenizer(spec: dict[str, Any], base_dir: str | os.PathLike[str] | None
             raise ConfigError(f"{kind} tokenizer: file {key}={spec.get(key)!r} not found")
     if kind == "char":
         return CharTokenizer(spec["chars"], spec.get("special_tokens"))
-    from legollm.core.tokenization import RegexBPETokenizer
-
     specials = {str(k): int(v) for k, v in (spec.get("special_tokens") or {}).items()}
     if kind == "gpt2":
         tok = RegexBPETokenizer.from_gpt2_files(spec["encoder_json"], spec["vocab_bpe"])
@@ -143,9 +142,7 @@ def load_tokenizer(spec: dict[str, Any], base_dir: str | os.PathLike[str] | None
     elif kind == "llama3":  # the version names the 256 reserved special tokens
         tok = RegexBPETokenizer.from_llama3(spec["path"], str(spec.get("version", "3")))
     else:
-        tok = RegexBPETokenizer()
-        loaded = tok.load(spec["path"])  # a classmethod returns the tokenizer; a method fills tok
-        tok = loaded if loaded is not None else tok
+        tok = RegexBPETokenizer.load(spec["path"])
     if specials and kind != "tiktoken":
         tok.register_special_tokens(specials)
     return tok
@@ -182,6 +179,12 @@ def spec_for_path(path: str | os.PathLike[str]) -> dict[str, Any]:
     return {"type": "legollm", "path": str(p)}
 
 
+def load_tokenizer_file(path: str | os.PathLike[str]):
+    """A tokenizer from a file or a model directory, by the files it holds (see
+    :func:`spec_for_path`)."""
+    return load_tokenizer(spec_for_path(path))
+
+
 def copy_spec_files(spec: dict[str, Any], out_dir: str | os.PathLike[str]) -> dict[str, Any]:
     """Copy the files ``spec`` names into ``out_dir/tokenizer/``; return the spec naming
     the copies relative to ``out_dir``.
@@ -190,8 +193,6 @@ def copy_spec_files(spec: dict[str, Any], out_dir: str | os.PathLike[str]) -> di
     original files are moved or deleted. Each copy is written to a temp file and renamed;
     an identical file already in place is left alone.
     """
-    from legollm.core.utils import atomic_path
-
     out, taken = dict(spec), set()
     for key in PATH_KEYS.get(spec.get("type"), ()):
         src = Path(spec[key])
@@ -235,22 +236,14 @@ def spec_sha256(spec: dict[str, Any]) -> str:
     return h.hexdigest()
 
 
-def file_sha256(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
 __all__ = [
     "EOT",
     "TOKENIZER_TYPES",
     "PATH_KEYS",
     "CharTokenizer",
     "copy_spec_files",
-    "file_sha256",
     "load_tokenizer",
+    "load_tokenizer_file",
     "max_token_id",
     "resolve_spec_paths",
     "spec_for_path",
