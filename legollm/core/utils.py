@@ -10,7 +10,9 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import IO
 
-from legollm.core.exceptions import DataError
+import yaml
+
+from legollm.core.exceptions import ConfigError, DataError
 
 
 def read_file(path: str | os.PathLike[str], encoding: str = "utf-8") -> str:
@@ -71,10 +73,6 @@ def file_sha256(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
 
 def read_yaml_mapping(path: str | os.PathLike[str], what: str = "config fields") -> dict:
     """Read a YAML file that must hold a mapping, with one clear ConfigError otherwise."""
-    import yaml
-
-    from legollm.core.exceptions import ConfigError
-
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"config file not found: {p}")

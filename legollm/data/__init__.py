@@ -1,4 +1,11 @@
-"""Data layer: the embedded default corpus, download, prepare, summary, loaders.
+"""Data layer: from raw text to train.bin / val.bin and batches (it needs only core).
+
+- ``corpus``: the embedded default corpus (Python's own reference docs).
+- ``download``: named datasets fetched atomically with checksums.
+- ``prepare``: tokenize documents into train.bin / val.bin + meta.json, committed as a whole.
+- ``meta``: reading and checking meta.json (sizes, tokenizer hash).
+- ``summary``: statistics and a plot of a prepared dataset.
+- ``loader``: the memory-mapped TokenDataLoader (random, sequential or epoch windows).
 
 Names are imported lazily so ``legollm.data.corpus`` (and ``legollm --help``) never
 pay for importing torch.

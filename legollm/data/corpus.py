@@ -11,6 +11,7 @@ of the standard library modules stand in.
 from __future__ import annotations
 
 import importlib
+import sys
 
 
 def default_documents() -> list[str]:
@@ -28,8 +29,6 @@ def default_corpus(separator: str = "\n\n") -> str:
 
 
 def _stdlib_docstrings() -> list[str]:  # pragma: no cover - fallback only
-    import sys
-
     docs = []
     for name in sorted(sys.stdlib_module_names):
         if name.startswith("_") or name in {"antigravity", "this"}:

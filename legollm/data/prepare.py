@@ -43,11 +43,11 @@ from legollm.core.tokenization.specs import (
     TOKENIZER_TYPES,
     CharTokenizer,
     copy_spec_files,
-    file_sha256,
     load_tokenizer,
     max_token_id,
     spec_sha256,
 )
+from legollm.core.utils import file_sha256, read_yaml_mapping
 from legollm.data.meta import (
     DTYPES,
     META_VERSION,
@@ -105,8 +105,6 @@ class PrepareConfig:
 
     @classmethod
     def from_yaml(cls, path: str | os.PathLike[str]) -> PrepareConfig:
-        from legollm.core.utils import read_yaml_mapping
-
         if Path(path).is_dir():
             raise ConfigError(f"--config {path} is a folder; give a YAML file such as "
                               "configs/data/shakespeare_char.yaml")  # fmt: skip

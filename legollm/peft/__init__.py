@@ -1,4 +1,8 @@
-"""Parameter-efficient fine-tuning: LoRA layers, injection by name, adapter files."""
+"""Parameter-efficient fine-tuning: LoRA as a linear layer swapped in by name.
+
+- ``lora``: LoRALinear, LoRAConfig, injection by target name, merge / unmerge / remove.
+- ``io``: adapter directories (adapter_config.json + adapter weights) in and out.
+"""
 
 from legollm.peft.io import load_adapter, read_adapter_config, save_adapter
 from legollm.peft.lora import (

@@ -1,4 +1,15 @@
-"""Training: the Trainer loop, LR schedules, optimizer groups, checkpoints, DDP, logging."""
+"""Training: from a TrainConfig to a trained checkpoint.
+
+- ``config``: TrainConfig, every knob of a run, from YAML with ``key=value`` overrides.
+- ``presets``: the plain names (tiny, small, gpt2-124m, ...) of from-scratch model sizes.
+- ``run``: build a Trainer from a TrainConfig (data, model, loaders, checks, resume).
+- ``trainer``: the loop (accumulation, clipping, evaluation, checkpoints, metrics).
+- ``schedule``: warmup + cosine / WSD / constant learning rates.
+- ``optim``: AdamW with decayed and non-decayed parameter groups.
+- ``checkpoint``: the checkpoint layout, atomic saves and RNG state.
+- ``distributed``: DDP set-up from torchrun's environment.
+- ``logging``: metrics.jsonl, progress bar, loss plot, MFU.
+"""
 
 from legollm.training.checkpoint import load_checkpoint, load_model_from_checkpoint
 from legollm.training.config import TrainConfig

@@ -12,8 +12,12 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+import yaml
+
 from legollm.core.exceptions import ConfigError
+from legollm.core.utils import read_yaml_mapping
 from legollm.training.presets import model_preset
+from legollm.training.schedule import SCHEDULES
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
@@ -108,8 +112,6 @@ class TrainConfig:
                 value is None or self.loader_mode == "epochs",
                 f"{name} needs loader_mode: epochs (it is {self.loader_mode!r})",
             )
-        from legollm.training.schedule import SCHEDULES
-
         need(self.schedule in SCHEDULES, f"schedule must be one of {SCHEDULES}")
 
     # -- (de)serialisation
@@ -134,8 +136,6 @@ class TrainConfig:
         cls, path: str | os.PathLike[str], overrides: list[str] | None = None
     ) -> TrainConfig:
         """Read a YAML file, then apply ``key=value`` overrides (see :func:`apply_overrides`)."""
-        from legollm.core.utils import read_yaml_mapping
-
         d = apply_overrides(read_yaml_mapping(path, "train config fields"), overrides or [])
         if d.get("epochs") is not None and d.get("max_iters") is not None:
             raise ConfigError(
@@ -151,8 +151,6 @@ def apply_overrides(d: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     >>> apply_overrides({"lr": 1.0, "model": {"n_layer": 4}}, ["lr=3e-4", "model.n_layer=2"])
     {'lr': 0.0003, 'model': {'n_layer': 2}}
     """
-    import yaml
-
     d = dict(d)
     for item in overrides:
         key, sep, raw = item.partition("=")

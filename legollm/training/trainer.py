@@ -32,6 +32,7 @@ from torch import nn
 
 from legollm.core.exceptions import TrainingError
 from legollm.core.runtime import resolve_device, resolve_precision, unwrap_model
+from legollm.models.config import ModelConfig
 from legollm.models.decoder import count_active_parameters
 from legollm.models.loss import lm_loss
 from legollm.training.checkpoint import (
@@ -264,8 +265,11 @@ class Trainer:
         ckpt = load_checkpoint(path, map_location="cpu")
         mcfg = getattr(self.raw_model, "config", None)
         mine = mcfg.to_dict() if hasattr(mcfg, "to_dict") else None
-        if mine is not None and ckpt["model_config"] != mine:
-            diff = sorted(k for k in mine if ckpt["model_config"].get(k) != mine[k])
+        theirs = ckpt["model_config"]
+        if isinstance(mcfg, ModelConfig):  # fields added since it was written take defaults
+            theirs = ModelConfig.from_dict(theirs).to_dict()
+        if mine is not None and theirs != mine:
+            diff = sorted(k for k in mine if theirs.get(k) != mine[k])
             raise TrainingError(
                 f"checkpoint {path} was trained with a different model config (differs in "
                 f"{diff}); resume with the same model settings or start a new run_dir"

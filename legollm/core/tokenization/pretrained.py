@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 
 from legollm.core.exceptions import TokenizerError
-from legollm.core.tokenization.patterns import GPT2_SPLIT_PATTERN
+from legollm.core.tokenization.patterns import GPT2_SPLIT_PATTERN, LLAMA3_SPLIT_PATTERN
 from legollm.core.utils import atomic_write
 
 
@@ -156,8 +156,6 @@ def llama3_special_tokens(num_base_tokens: int, version: str = "3") -> dict[str,
 
 def load_llama3_tokenizer(cls, path, version: str = "3"):
     """Llama 3's ``tokenizer.model``: a .tiktoken rank file, its split pattern, 256 specials."""
-    from legollm.core.tokenization.patterns import LLAMA3_SPLIT_PATTERN
-
     tok = load_tiktoken(cls, path, LLAMA3_SPLIT_PATTERN, {})
     tok.register_special_tokens(llama3_special_tokens(len(tok.vocab), version))
     return tok

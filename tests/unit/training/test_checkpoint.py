@@ -84,3 +84,29 @@ def test_tokenizer_paths_are_relative_to_the_checkpoint(tmp_path, monkeypatch):
         **spec,
         "encoder_json": str((tmp_path / "b" / "tokenizer" / "encoder.json").resolve()),
     }
+
+
+def test_resume_accepts_a_checkpoint_written_before_a_config_field_existed(tmp_path):
+    """A field added to ModelConfig later (``init``) takes its default when an older
+    checkpoint is resumed, instead of reading as 'a different model config'."""
+    from legollm.models import DecoderLM, ModelConfig
+    from legollm.training import TrainConfig, Trainer
+
+    cfg = ModelConfig(vocab_size=16, context_length=8, n_layer=1, n_head=2, n_embd=8)
+    tcfg = TrainConfig(batch_size=1, block_size=8, device="cpu", progress=False, plot=False)
+
+    class Loader:
+        vocab_size, block_size = 16, 8
+
+        def state_dict(self):
+            return {}
+
+        def load_state_dict(self, state):
+            pass
+
+    trainer = Trainer(DecoderLM(cfg), tcfg, Loader(), run_dir=tmp_path)
+    state = trainer.state_dict()
+    del state["model_config"]["init"]  # as written before the field existed
+    save_checkpoint(tmp_path / "old.pt", state)
+    trainer.resume(tmp_path / "old.pt")
+    assert trainer.step == 0
