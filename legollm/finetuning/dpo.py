@@ -41,7 +41,7 @@ from legollm.finetuning.dataset import (
     split_records,
     tokenize_record,
 )
-from legollm.finetuning.formats import IGNORE_INDEX, PromptFormat
+from legollm.finetuning.formats import PromptFormat
 from legollm.finetuning.runner import (
     FinetuneConfig,
     FinetuneMeta,
@@ -50,6 +50,7 @@ from legollm.finetuning.runner import (
     run_finetuning,
     setup_finetuning,
 )
+from legollm.models.loss import lm_loss
 
 PREFERENCE_FIELDS = ("instruction", "chosen", "rejected")  # input is optional
 
@@ -89,9 +90,7 @@ class DPOConfig(FinetuneConfig):
 # ------------------------------------------------------------------------------ the math
 def sequence_logps(model, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """(rows,): the summed log-probability of each row's labelled tokens (-100 skipped)."""
-    logits = model(x)
-    nll = F.cross_entropy(logits.flatten(0, 1).float(), y.flatten(), ignore_index=IGNORE_INDEX,
-                          reduction="none")  # fmt: skip
+    nll = lm_loss(model(x), y, reduction="none")  # 0 where the target is -100
     return -nll.view(y.shape).sum(dim=-1)
 
 

@@ -20,6 +20,7 @@ then ``latest.pt`` is written (and ``best.pt`` when the val loss improved), from
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import time
 from pathlib import Path
@@ -33,7 +34,8 @@ from legollm.core.exceptions import TrainingError
 from legollm.core.runtime import resolve_device, resolve_precision, unwrap_model
 from legollm.core.utils import remove_stale_temps
 from legollm.models.config import ModelConfig
-from legollm.models.decoder import count_parameters
+from legollm.models.decoder import count_active_parameters, count_parameters
+from legollm.models.loss import lm_loss
 from legollm.training.checkpoint import (
     load_checkpoint,
     rng_state,
@@ -57,8 +59,8 @@ IGNORE_INDEX = -100
 
 
 class Trainer:
-    """Trains a ``DecoderLM``-like model: ``model(x, targets=y, loss_reduction=...)``
-    returns ``(logits, loss)``.
+    """Trains a ``DecoderLM``-like model: ``model(x)`` returns the logits, and
+    ``model.aux_loss(y, reduction)`` what to add to their cross-entropy (or None).
 
     ``train_loader`` / ``val_loader`` are :class:`~legollm.data.loader.TokenDataLoader`
     (anything with ``next_batch``, ``eval_batches``, ``state_dict``, ``load_state_dict``).
@@ -187,7 +189,11 @@ class Trainer:
         """The batch's loss, summed over its units or their mean (``reduction``)."""
         x, y, *inputs = batch
         extra = inputs[0] if inputs else {}  # e.g. document_ids of packed rows
-        return model(x, targets=y, loss_reduction=reduction, **extra)[1]
+        logits = model(x, **extra)  # through the DDP / compile wrappers
+        fused = self._compiled and model is self.model  # the step that can fall back to eager
+        loss = (_compiled_lm_loss() if fused else lm_loss)(logits, y, reduction)
+        aux = unwrap_model(model).aux_loss(y, reduction)  # a mixture of experts' router balance
+        return loss if aux is None else loss + aux
 
     def loss_units(self, batch: tuple) -> torch.Tensor:
         """What the loss is averaged over: the batch's real (not -100) target tokens."""
@@ -350,7 +356,7 @@ class Trainer:
         mcfg = getattr(self.raw_model, "config", None)
         if peak is None or mcfg is None:
             return None
-        n_params = sum(p.numel() for p in self.raw_model.parameters())
+        n_params = count_active_parameters(self.raw_model)  # a token's experts, not all
         head_dim = getattr(mcfg, "head_dim", None) or mcfg.n_embd // mcfg.n_head
         fpt = flops_per_token(n_params, mcfg.n_layer, mcfg.n_head, head_dim, self.config.block_size)
         return fpt * tokens_per_s / peak
@@ -429,6 +435,14 @@ class Trainer:
     def plot(self) -> Path:
         """Write ``loss.png`` (train/val loss and lr against step) from metrics.jsonl."""
         return plot_metrics(self.run_dir / "metrics.jsonl", self.run_dir / "loss.png")
+
+
+@functools.cache
+def _compiled_lm_loss():
+    """``lm_loss`` compiled, for a compiled model: the float32 upcast, softmax and
+    gather fuse instead of writing (B, T, vocab) float32 copies (the loss used to be
+    part of the compiled forward)."""
+    return torch.compile(lm_loss)
 
 
 __all__ = ["IGNORE_INDEX", "Trainer"]
