@@ -32,3 +32,18 @@ def test_generate_help_example_runs_on_the_demos_output(tmp_path, capsys):
         argv = [str(out) + a[len(demo_out) :] if a.startswith(demo_out) else a for a in argv]
         assert main([*argv, "--max-new-tokens", "3"]) == 0, argv
         assert capsys.readouterr().out.startswith("The ")
+
+
+def test_chat_help_example_names_a_run_dir_a_shipped_config_writes(capsys):
+    """Running it needs a trained and fine-tuned model (minutes); its path must at least
+    be the run_dir of one of the shipped SFT/DPO configs, not a name nothing writes."""
+    from legollm.core.utils import read_yaml_mapping
+    from tests.conftest import REPO_ROOT
+
+    written = {
+        read_yaml_mapping(f).get("train", {}).get("run_dir")
+        for kind in ("sft", "dpo")
+        for f in (REPO_ROOT / "configs" / kind).glob("*.yaml")
+    }
+    runs = [e[1] for e in help_examples(capsys, "chat") if e[1].startswith("runs/")]
+    assert runs and all(r in written for r in runs), (runs, written)
