@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from legollm.core.exceptions import DataError
+from legollm.core.utils import atomic_path
 from legollm.data.meta import DTYPES, SPLITS, read_meta
 from legollm.data.prepare import (
     PrepareConfig,
@@ -112,8 +113,6 @@ def plot_lengths(
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from legollm.core.utils import atomic_path
 
     fig, ax = plt.subplots(figsize=(7, 4))
     ax.hist(lengths, bins=min(50, max(1, len(set(lengths)))))

@@ -12,6 +12,8 @@ from typing import Any
 
 import torch
 
+from legollm.core.utils import atomic_path
+
 # Dense bf16 peak FLOP/s by device name fragment (vendor data sheets). Used for MFU
 # only; unknown devices (CPUs included) report no MFU rather than a made-up one.
 PEAK_FLOPS = {
@@ -102,8 +104,6 @@ def plot_metrics(metrics_path: str | os.PathLike[str], png_path: str | os.PathLi
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from legollm.core.utils import atomic_path
 
     records = read_metrics(metrics_path)
     train = [(r["step"], r["loss"]) for r in records if "loss" in r]

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import math
 import time
 from pathlib import Path
@@ -32,7 +33,7 @@ from torch import nn
 
 from legollm.core.exceptions import TrainingError
 from legollm.core.runtime import resolve_device, resolve_precision, unwrap_model
-from legollm.core.utils import remove_stale_temps
+from legollm.core.utils import atomic_write, remove_stale_temps
 from legollm.models.config import ModelConfig
 from legollm.models.decoder import count_active_parameters, count_parameters
 from legollm.models.loss import lm_loss
@@ -298,10 +299,6 @@ class Trainer:
         path = self.run_dir / "metrics.jsonl"
         kept = [r for r in read_metrics(path) if r.get("step", 0) <= step]
         if path.is_file():
-            import json
-
-            from legollm.core.utils import atomic_write
-
             with atomic_write(path) as f:
                 f.writelines(json.dumps(r) + "\n" for r in kept)
 
