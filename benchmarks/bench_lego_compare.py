@@ -37,6 +37,7 @@ def run(config: Path, data: Path, steps: int, args) -> tuple[int, float, float, 
     """Train one config; return (parameters, val loss, seconds, tokens/s)."""
     from legollm.data.loader import TokenDataLoader
     from legollm.models import count_parameters
+    from legollm.models.loss import lm_loss
     from legollm.training.config import TrainConfig, apply_overrides
     from legollm.training.run import build_trainer
 
@@ -54,7 +55,7 @@ def run(config: Path, data: Path, steps: int, args) -> tuple[int, float, float, 
     model = trainer.raw_model.eval()
     val = TokenDataLoader(data, cfg.batch_size, cfg.block_size, split="val", mode="sequential")
     with torch.no_grad():
-        loss = val_loss(lambda x, y: model(x, targets=y)[1].item(), val, args.eval_batches)
+        loss = val_loss(lambda x, y: lm_loss(model(x), y).item(), val, args.eval_batches)
     tokens = steps * cfg.batch_size * cfg.block_size * cfg.grad_accum_steps
     return count_parameters(model), loss, seconds, tokens / seconds
 

@@ -30,6 +30,7 @@ from transformers import MixtralConfig, MixtralForCausalLM
 from legollm.components.linear import store_by_columns
 from legollm.generation import generate
 from legollm.models import load_pretrained
+from legollm.models.loss import training_loss
 
 
 def best_of(fn, repeats: int) -> float:
@@ -110,7 +111,7 @@ def main() -> None:
     opts = {"legollm": torch.optim.AdamW(ours.parameters(), lr=1e-4),
             "transformers": torch.optim.AdamW(hf.parameters(), lr=1e-4)}  # fmt: skip
     steps = {
-        "legollm": lambda: ours(x, targets=y)[1],
+        "legollm": lambda: training_loss(ours, ours(x), y),
         "transformers": lambda: hf(input_ids=x, labels=x).loss,  # shifts inside
     }
 

@@ -26,6 +26,7 @@ from _smoke import parse_args
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from legollm.models import load_pretrained
+from legollm.models.loss import lm_loss
 
 
 def hf_config(args) -> LlamaConfig:
@@ -79,8 +80,7 @@ def main() -> None:
     print(f"{n_params / 1e6:.1f}M parameters; logits max abs diff before training: {diff:.1e}")
 
     def ours_step(batch):
-        _, loss = ours(batch[:, :-1], targets=batch[:, 1:])
-        return loss
+        return lm_loss(ours(batch[:, :-1]), batch[:, 1:])
 
     def hf_step(batch):
         # transformers shifts inside: the last input position has no label, the rest as ours

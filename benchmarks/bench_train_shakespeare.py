@@ -55,6 +55,7 @@ def run_ours(args, data: Path, val, seed: int) -> tuple[float, float, torch.dtyp
     autocast dtype it ran at)."""
     import yaml
 
+    from legollm.models.loss import lm_loss
     from legollm.training.config import TrainConfig, apply_overrides
     from legollm.training.run import build_trainer
 
@@ -70,7 +71,7 @@ def run_ours(args, data: Path, val, seed: int) -> tuple[float, float, torch.dtyp
     trainer.fit()  # timed from the first step: compilation, if any, is inside
     seconds = time.perf_counter() - t0
     model = trainer.raw_model.eval()
-    loss = val_loss(lambda x, y: model(x, targets=y)[1].item(), val, args.eval_batches)
+    loss = val_loss(lambda x, y: lm_loss(model(x), y).item(), val, args.eval_batches)
     tps = args.iters * B * T / seconds
     # the median of the logged intervals after the first: tokens/s once warm (compiled)
     warm = sorted(r["tokens_per_s"] for r in trainer.history[1:] if "tokens_per_s" in r)

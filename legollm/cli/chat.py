@@ -5,13 +5,14 @@ streams the answer until the format's end-of-turn token. Commands: ``/reset``
 forgets the conversation, ``/exit`` (or Ctrl-D) quits, Ctrl-C stops the answer
 being written and keeps the chat going.
 
-Formats: a chat template (``llama3``, ``chatml``, ``plain``, or a model_type such
-as ``qwen3``) or ``alpaca`` (instruction-tuned GPT-2 style). ``auto`` picks from
-the model: the HF ``model_type``, or the format a LegoLLM SFT checkpoint was
-trained with, else ``plain``.
+Formats: a chat template (``llama3``, ``chatml``, ``plain``, ``dialogue``, or a
+model_type such as ``qwen3``) or ``alpaca`` (instruction-tuned GPT-2 style). ``auto``
+picks from the model: the HF ``model_type``, or the format a LegoLLM SFT checkpoint
+was trained with, else ``plain`` (``dialogue``, with no ``#``, for a character-level
+model whose vocabulary lacks it). A model that can write neither is told at start-up.
 
     legollm chat path/to/Llama-3.2-1B-Instruct
-    legollm chat runs/sft-gpt2 --template alpaca --max-new-tokens 256
+    legollm chat runs/sft_the_verdict_cpu --max-new-tokens 64   # see configs/sft/
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import argparse
 import sys
 from collections.abc import Callable, Iterator
 
-from legollm.core.exceptions import GenerationError, LegoLLMError
+from legollm.core.exceptions import GenerationError, LegoLLMError, TokenizerError
 
 HELP = "commands: /reset (forget the conversation), /exit (quit); Ctrl-C stops an answer"
 
@@ -113,6 +114,36 @@ def _renderer(fmt: str, tokenizer) -> tuple[Callable[[list[dict]], list[int]], l
     return (lambda messages: template.render(messages, tokenizer, True)[0]), stops
 
 
+# when the default template's text is not in the vocabulary, the one to try next
+FALLBACK_FORMATS = {"plain": "dialogue"}
+
+
+def usable_format(fmt: str, tokenizer, system: str | None = None, fallback: bool = True) -> str:
+    """``fmt`` if the tokenizer can write its text and stop tokens, else its fallback.
+
+    A character-level model knows only the characters of its data: Shakespeare has no
+    ``#``, so the plain template's ``### User:`` cannot be encoded and every turn would
+    fail. This finds out at start-up, with an empty conversation, and says why.
+    """
+    probe = [{"role": "system", "content": system}] if system else []
+    probe.append({"role": "user", "content": ""})
+    tried = [fmt, FALLBACK_FORMATS[fmt]] if fallback and fmt in FALLBACK_FORMATS else [fmt]
+    reasons = []
+    for name in tried:
+        try:
+            render, _ = _renderer(name, tokenizer)
+            render(probe)
+            return name
+        except TokenizerError as e:
+            reasons.append(f"{name}: {e}")
+    raise GenerationError(
+        "this model cannot chat: its tokenizer cannot write the chat template ("
+        + "; ".join(reasons)
+        + "); use a model whose vocabulary has the template's characters and an "
+        "end-of-text token, or `legollm generate` to continue plain text"
+    )
+
+
 def pick_format(
     requested: str, *, kind: str, model_type: str | None = None, prompt_format: str | None = None
 ) -> str:
@@ -174,7 +205,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_model_args(p)
-    p.add_argument("--template", default="auto", help="llama3, chatml, plain, alpaca, or auto")
+    p.add_argument(
+        "--template", default="auto", help="llama3, chatml, plain, dialogue, alpaca, or auto"
+    )
     p.add_argument("--system", help="a system prompt")
     add_sampling_args(p, max_new_tokens=256)
     p.set_defaults(func=run)
@@ -185,9 +218,11 @@ def run(args: argparse.Namespace) -> int:
 
     loaded, device = load_from_args(args)
     model, tokenizer = loaded.model, loaded.tokenizer
-    fmt = pick_format(args.template, kind=loaded.kind, model_type=loaded.model_type,
-                      prompt_format=loaded.prompt_format)  # fmt: skip
+    picked = pick_format(args.template, kind=loaded.kind, model_type=loaded.model_type,
+                         prompt_format=loaded.prompt_format)  # fmt: skip
+    fmt = usable_format(picked, tokenizer, args.system, fallback=args.template == "auto")
     session = ChatSession(model, tokenizer, fmt, args.system, args.max_new_tokens, device,
                           **sampling_kwargs(args))  # fmt: skip
-    print(f"chatting with {args.model} ({fmt} format)")
+    why = "" if fmt == picked else f": the {picked} template's text is not in its vocabulary"
+    print(f"chatting with {args.model} ({fmt} format{why})")
     return chat_loop(session)

@@ -3,7 +3,7 @@
 MODEL is a LegoLLM checkpoint (a .pt file or a run directory) or a Hugging Face
 model directory (config.json + safetensors + its tokenizer files).
 
-    legollm generate runs/demo --prompt "The " --max-new-tokens 200
+    legollm generate runs/demo/run --prompt "The " --max-new-tokens 200   # after legollm demo
     legollm generate path/to/gpt2 --prompt "Hello" --strategy greedy --stop "\\n\\n"
 """
 
@@ -42,9 +42,12 @@ def add_sampling_args(p: argparse.ArgumentParser, max_new_tokens: int = 200) -> 
         "--stop", action="append", default=None, metavar="TEXT", help="stop string (repeatable)"
     )
     p.add_argument(
-        "--no-window",
+        "--no-crop",
+        "--no-window",  # its old name
+        dest="no_crop",
         action="store_true",
-        help="refuse prompts + new tokens longer than the context instead of sliding the window",
+        help="refuse prompts + new tokens longer than the context instead of re-running "
+        "only the last context_length tokens",
     )
     p.add_argument("--compile", action="store_true", help="torch.compile the decode step")
 
@@ -58,7 +61,7 @@ def sampling_kwargs(args: argparse.Namespace) -> dict:
         min_p=None if greedy else args.min_p,
         repetition_penalty=args.repetition_penalty,
         seed=args.seed,
-        slide_window=not args.no_window,
+        crop_to_context=not args.no_crop,
         compile=args.compile,
         stop_strings=args.stop,
     )

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from legollm import __version__
 from legollm.core.exceptions import LegoLLMError
+
+DEBUG_ENV = "LEGOLLM_DEBUG"
 
 # Subcommand modules, in the order they appear in ``legollm --help``.
 SUBCOMMAND_MODULES = [
@@ -34,29 +37,46 @@ def build_parser() -> argparse.ArgumentParser:
         description="LegoLLM: build language models one swappable piece at a time.",
     )
     parser.add_argument("--version", action="version", version=f"legollm {__version__}")
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        help=f"show the full traceback of an error instead of one line (or set {DEBUG_ENV}=1)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in SUBCOMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as e:
-            if e.name == name:  # that area has not landed yet
-                continue
-            raise
-        module.register(sub)
+        importlib.import_module(name).register(sub)
     return parser
 
 
 def run(handler, args) -> int:
-    """Call a subcommand handler, turning project errors into one line on stderr."""
+    """Call a subcommand handler, turning project errors into one line on stderr.
+
+    An OSError that escaped the up-front checks (a disk that filled up, a folder made
+    read-only mid-run) is reported the same way, naming the file. ``--debug`` (or
+    ``LEGOLLM_DEBUG=1``) lets every error through with its traceback.
+    """
+    debug = getattr(args, "debug", False) or os.environ.get(DEBUG_ENV, "") not in ("", "0")
     try:
         result = handler(args)
-    except LegoLLMError as e:
-        print(f"error: {e}", file=sys.stderr)
+    except (LegoLLMError, OSError) as e:
+        if debug:
+            raise
+        print(f"error: {_one_line(e)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
     return int(result or 0)
+
+
+def _one_line(e: Exception) -> str:
+    if isinstance(e, LegoLLMError) or not e.strerror:
+        return str(e)
+    where = f"{e.filename} -> {e.filename2}" if e.filename2 else e.filename
+    return (
+        f"{e.strerror}" + (f": {where}" if where else "")
+        + f" (check the path and its permissions; {DEBUG_ENV}=1 shows the traceback)"
+    )  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 
+from legollm.cli.train import add_overwrite_flag
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     add_finetuning_parser(
@@ -33,6 +35,7 @@ def add_finetuning_parser(sub, name: str, help: str, configs: str, func) -> None
         "targets=attn (presets attn, qv, mlp, all; join with +; or name patterns)",
     )
     p.add_argument("--resume", action="store_true", help="continue from train.run_dir/latest.pt")
+    add_overwrite_flag(p, "train.run_dir")
     p.set_defaults(func=func)
 
 
@@ -43,6 +46,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def run_finetuning_command(args: argparse.Namespace, config_cls, runner) -> int:
+    from legollm.training.run import claim_run_dir
+
     cfg = config_cls.from_yaml(args.config, args.overrides)
     if args.lora:
         from legollm.peft import LoRAConfig
@@ -50,6 +55,7 @@ def run_finetuning_command(args: argparse.Namespace, config_cls, runner) -> int:
         base = cfg.lora or {}
         cfg.lora = {**base, **_explicit(LoRAConfig.parse(args.lora), args.lora)}
         cfg.lora_config()  # validate the merged settings
+    claim_run_dir(cfg.train_config().run_dir, resume=args.resume, overwrite=args.overwrite)
     summary = runner(cfg, resume=args.resume)
     if summary["is_main"]:
         val, loss = summary["val_loss"], summary["train_loss"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from pathlib import Path
 
 from legollm.core.exceptions import TokenizerError
@@ -52,13 +53,20 @@ def _load(args):
 def train(args) -> int:
     from legollm.core.tokenization import RegexBPETokenizer
     from legollm.core.tokenization.patterns import PATTERNS
-    from legollm.core.utils import read_file
+    from legollm.core.tokenization.training import VocabularyShortWarning
+    from legollm.core.utils import check_writable_dir, read_file
 
+    check_writable_dir(Path(args.output).parent, "the folder of --output")  # before training
     text = "\n\n".join(read_file(f) for f in args.input)
     tok = RegexBPETokenizer(pattern=PATTERNS.get(args.pattern, args.pattern))
     print(f"training on {len(text):,} characters from {len(args.input)} file(s)")
-    tok.train(text, args.vocab_size, verbose=True)
-    tok.register_special_tokens({s: args.vocab_size + i for i, s in enumerate(args.special)})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", VocabularyShortWarning)
+        tok.train(text, args.vocab_size, verbose=True)
+    for w in caught:  # a vocabulary short of the one asked for, said on one line
+        print(f"warning: {w.message}", file=sys.stderr)
+    # special tokens follow the learned ones: no unused ids when the vocab came up short
+    tok.register_special_tokens({s: tok.vocab_size + i for i, s in enumerate(args.special)})
     path = tok.save(args.output)
     longest = sorted(tok.vocab.values(), key=len, reverse=True)[:8]
     print("longest tokens:", ", ".join(repr(b.decode("utf-8", "replace")) for b in longest))

@@ -16,6 +16,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "overrides", nargs="*", metavar="key=value", help="override fields, e.g. lr=3e-4"
     )
     p.add_argument("--resume", action="store_true", help="continue from run_dir/latest.pt")
+    add_overwrite_flag(p, "run_dir")
     p.add_argument("--plot", metavar="RUN_DIR", help="only (re)draw RUN_DIR/loss.png, e.g. mid-run")
     p.set_defaults(func=run)
 
@@ -29,23 +30,40 @@ def run(args: argparse.Namespace) -> int:
     if not args.config:
         raise ConfigError("give --config FILE.yaml (see configs/train/) or --plot RUN_DIR")
     cfg = TrainConfig.from_yaml(args.config, args.overrides)
-    return train_and_report(cfg, resume=args.resume)
+    return train_and_report(cfg, resume=args.resume, overwrite=args.overwrite)
 
 
-def train_and_report(cfg, resume: bool = False) -> int:
+def add_overwrite_flag(p: argparse.ArgumentParser, where: str) -> None:
+    """``--overwrite``: the explicit way to start a new run where one already is."""
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help=f"start afresh in a {where} that holds a run, deleting its checkpoints and metrics",
+    )
+
+
+def train_and_report(cfg, resume: bool = False, overwrite: bool = False) -> int:
     """Build, train, print where things went (rank 0), always leave the process group."""
+    from legollm.core.exceptions import ConfigError
     from legollm.training.distributed import cleanup_distributed
-    from legollm.training.run import build_trainer
+    from legollm.training.run import build_trainer, claim_run_dir
 
+    if cfg.max_iters == 0 and not resume:
+        raise ConfigError(
+            "max_iters=0 trains nothing and saves no checkpoint; set max_iters to the number "
+            "of steps to train (e.g. max_iters=100)"
+        )
+    claim_run_dir(cfg.run_dir, resume=resume, overwrite=overwrite)
     try:
         trainer = build_trainer(cfg, resume=resume)
         summary = trainer.fit()
     finally:
         cleanup_distributed()
     if trainer.is_main:
-        val = summary["val_loss"]
+        val, loss = summary["val_loss"], summary["train_loss"]
         print(
-            f"done: step {summary['step']}, train loss {summary['train_loss']:.4f}"
+            f"done: step {summary['step']}"
+            + (f", train loss {loss:.4f}" if loss is not None else "")
             + (f", val loss {val:.4f}" if val is not None else "")
             + f", {summary['tokens_per_s']:,.0f} tokens/s"
         )

@@ -2,7 +2,7 @@
 
 - ``normalization``: LayerNorm and RMSNorm.
 - ``position``: learned positions and RoPE (with Llama 3.1's frequency scaling).
-- ``attention``: causal self-attention, MHA/GQA/MQA, SDPA and a readable manual path.
+- ``attention``: causal self-attention (MHA/GQA/MQA, SDPA + a manual path); owns its cache, mask.
 - ``kv_cache``: the pre-allocated key/value cache, full or a ring for sliding windows.
 - ``feedforward``: the GELU MLP and SwiGLU.
 - ``moe``: a sparse top-k mixture of experts and its load-balancing loss.

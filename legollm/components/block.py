@@ -29,6 +29,9 @@ class Block(nn.Module):
             self.ffn = build_ffn(c.ffn, c.n_embd, c.ffn_size, c.mlp_bias, c.gelu_approximate)
         self.dropout = nn.Dropout(c.dropout)
 
-    def forward(self, x: torch.Tensor, rope=None, mask=None, input_pos=None) -> torch.Tensor:
-        x = x + self.dropout(self.attn(self.attn_norm(x), rope, mask, input_pos))
+    def forward(
+        self, x: torch.Tensor, rope=None, input_pos=None, padding=None, document_ids=None
+    ) -> torch.Tensor:
+        """See ``CausalSelfAttention.forward`` for what the arguments after x mean."""
+        x = x + self.dropout(self.attn(self.attn_norm(x), rope, input_pos, padding, document_ids))
         return x + self.dropout(self.ffn(self.ffn_norm(x)))

@@ -24,9 +24,9 @@ window-sized pieces (one attention call, no loop) and costs at most one copy of
 the ring per prefill, never per decoded token: a one-token step writes its key
 and reads the ring in place, which also keeps the compiled step's shapes static.
 
-``key_positions`` says which position each key that attention sees holds (a
-negative number for a slot not written yet), so the model can build its mask
-(causality, the window, padding) without knowing the layout.
+``update`` returns, with the keys and values to attend to, the position each
+of those keys holds (a negative number for a slot not written yet), so attention
+builds its mask (causality, the window, padding) without knowing the layout.
 """
 
 from __future__ import annotations
@@ -69,42 +69,33 @@ class KVCache(nn.Module):
 
     def update(
         self, input_pos: torch.Tensor, k: torch.Tensor, v: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Store k, v (B, nkv, T, hd) of positions ``input_pos`` (T,); return what to attend to.
 
-        That is the whole buffer (B, nkv, size, hd); for an in-flight chunk, the
+        That is the keys, the values and the position each key holds (S,), < 0 for
+        an empty slot: the whole buffer (S = size), or for an in-flight chunk the
         chunk itself, after the ring as it was before the chunk if the chunk
-        continues a sequence (B, nkv, size + T, hd).
+        continues a sequence (S = size + T). Each chunk is taken to continue the one
+        before (positions 0, 1, 2, ... in order, as decoding feeds them); starting
+        again from 0 needs no reset.
         """
         k, v = k.to(self.k.dtype), v.to(self.v.dtype)
-        if self.in_flight(input_pos):
-            seen = (k, v)
+        in_flight = self.in_flight(input_pos)
+        if in_flight:
+            seen, positions = (k, v), input_pos
             if self._continues(input_pos):
                 seen = torch.cat([self.k, k], dim=2), torch.cat([self.v, v], dim=2)
+                positions = torch.cat([self._slot_positions(input_pos[0] - 1), input_pos])
         # only the last `size` tokens survive (and index_copy_ needs distinct slots)
         keep = slice(-self.size, None)
         slots = input_pos[keep] % self.size
         self.k.index_copy_(2, slots, k[:, :, keep])
         self.v.index_copy_(2, slots, v[:, :, keep])
-        return seen if self.in_flight(input_pos) else (self.k, self.v)
-
-    def key_positions(self, input_pos: torch.Tensor) -> torch.Tensor:
-        """The position held by each key ``update(input_pos, ...)`` returns; < 0 = empty slot.
-
-        Assumes each chunk continues the one before (positions 0, 1, 2, ... in
-        order, as decoding feeds them); starting again from 0 needs no reset.
-        """
-        if not self.in_flight(input_pos):
-            return self._slot_positions(input_pos[-1])
-        if self._continues(input_pos):
-            return torch.cat([self._slot_positions(input_pos[0] - 1), input_pos])
-        return input_pos
+        if in_flight:
+            return *seen, positions
+        return self.k, self.v, self._slot_positions(input_pos[-1])
 
     def _slot_positions(self, last: torch.Tensor) -> torch.Tensor:
         """(size,): the newest position p <= last with p % size == slot (negative if none yet)."""
         slots = torch.arange(self.size, device=self.k.device)
         return last - (last - slots) % self.size  # tensor % is floored: always in [0, size)
-
-    def reset(self) -> None:
-        self.k.zero_()
-        self.v.zero_()

@@ -15,7 +15,6 @@ import http.client
 import os
 import socket
 import tarfile
-import tempfile
 import time
 import urllib.error
 import urllib.parse
@@ -26,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from legollm.core.exceptions import DownloadError
-from legollm.core.utils import file_sha256
+from legollm.core.utils import atomic_write, file_sha256
 
 
 @dataclass(frozen=True)
@@ -144,10 +143,9 @@ def _fetch(url: str, final: Path, sha256: str | None, timeout: float, progress: 
     from tqdm import tqdm
 
     req = urllib.request.Request(url, headers={"User-Agent": "legollm"})
-    fd, tmp = tempfile.mkstemp(dir=final.parent, prefix=f".{final.name}.", suffix=".part")
-    try:
+    with atomic_write(final, "wb") as f:  # a failed or mismatched download leaves nothing
         try:
-            with urllib.request.urlopen(req, timeout=timeout) as resp, os.fdopen(fd, "wb") as f:
+            with urllib.request.urlopen(req, timeout=timeout) as resp:
                 total = int(resp.headers.get("Content-Length") or 0) or None
                 h, got = hashlib.sha256(), 0
                 with tqdm(
@@ -182,10 +180,6 @@ def _fetch(url: str, final: Path, sha256: str | None, timeout: float, progress: 
                 f"checksum mismatch for {url}: expected sha256 {sha256}, got {digest}; "
                 "the file was not saved"
             )
-        os.replace(tmp, final)
-    finally:
-        with suppress(FileNotFoundError):
-            os.unlink(tmp)
 
 
 def extract_archive(archive: str | os.PathLike[str], dest: str | os.PathLike[str]) -> list[Path]:

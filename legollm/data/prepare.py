@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from legollm.core.config import config_from_dict
 from legollm.core.exceptions import ConfigError, DataError
 from legollm.core.tokenization.specs import (
     EOT,
@@ -47,7 +48,7 @@ from legollm.core.tokenization.specs import (
     max_token_id,
     spec_sha256,
 )
-from legollm.core.utils import file_sha256, read_yaml_mapping
+from legollm.core.utils import check_writable_dir, file_sha256, read_yaml_mapping
 from legollm.data.meta import (
     DTYPES,
     META_VERSION,
@@ -91,17 +92,13 @@ class PrepareConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> PrepareConfig:
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise ConfigError(f"unknown prepare config field(s) {unknown}; known: {sorted(names)}")
-        missing = [k for k in ("inputs", "output_dir") if d.get(k) in (None, [], "")]
-        if missing:
-            raise ConfigError(f"prepare config needs {missing}")
-        d = dict(d)
-        if isinstance(d["inputs"], str):
-            d["inputs"] = [d["inputs"]]
-        return cls(**d)
+        if isinstance(d, dict) and isinstance(d.get("inputs"), str):
+            d = {**d, "inputs": [d["inputs"]]}
+        config = config_from_dict(cls, d, "prepare config")
+        empty = [k for k in ("inputs", "output_dir") if not getattr(config, k)]
+        if empty:
+            raise ConfigError(f"prepare config needs {empty}")
+        return config
 
     @classmethod
     def from_yaml(cls, path: str | os.PathLike[str]) -> PrepareConfig:
@@ -308,9 +305,7 @@ def _validate(config: PrepareConfig) -> tuple[list[Path], dict[str, Any], Any, s
     _separator(config.split)
     files = collect_files(config)
     spec = _tokenizer_spec(config)
-    out = Path(config.output_dir)
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"output_dir {out} exists and is not a folder")
+    check_writable_dir(config.output_dir, "output_dir")  # before reading the data
 
     if spec["type"] == "char":  # the vocabulary is the data's own characters
         tok = CharTokenizer.from_text(iter_documents(config, files))

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from legollm.core.exceptions import DataError
+from legollm.core.utils import atomic_path
 from legollm.data.meta import DTYPES, SPLITS, read_meta
 from legollm.data.prepare import (
     PrepareConfig,
@@ -113,19 +114,18 @@ def plot_lengths(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from legollm.core.utils import atomic_path
-
     fig, ax = plt.subplots(figsize=(7, 4))
     ax.hist(lengths, bins=min(50, max(1, len(set(lengths)))))
     ax.set_xlabel(f"document length ({unit})")
     ax.set_ylabel("documents")
     ax.set_title(f"{len(lengths)} documents")
     fig.tight_layout()
-    tmp, final = atomic_path(out_png)
-    fig.savefig(tmp, format="png")
-    plt.close(fig)
-    os.replace(tmp, final)
-    return final
+    try:
+        with atomic_path(out_png) as tmp:
+            fig.savefig(tmp, format="png")
+    finally:
+        plt.close(fig)
+    return Path(out_png)
 
 
 def format_summary(s: dict[str, Any]) -> str:

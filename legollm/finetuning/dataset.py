@@ -77,7 +77,13 @@ def _read_jsonl(p: Path, text: str) -> list[Any]:
 def _read_json_or_jsonl(p: Path) -> list[Any]:
     """A JSON list (or ``{"key": [...]}``), or JSON Lines (by suffix, or when the file is
     not one JSON document but its lines are)."""
-    text = p.read_text(encoding="utf-8")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise DataError(
+            f"{p} is not UTF-8 text (byte {e.start} is {e.object[e.start : e.start + 1]!r}); "
+            "give a JSON list or a .jsonl file of records"
+        ) from None
     if p.suffix == ".jsonl":
         return _read_jsonl(p, text)
     try:

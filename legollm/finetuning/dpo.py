@@ -30,6 +30,7 @@ from typing import Any, ClassVar, NamedTuple
 
 import torch
 import torch.nn.functional as F
+from tqdm.auto import tqdm
 
 from legollm.core.exceptions import ConfigError
 from legollm.finetuning.dataset import (
@@ -40,7 +41,7 @@ from legollm.finetuning.dataset import (
     split_records,
     tokenize_record,
 )
-from legollm.finetuning.formats import IGNORE_INDEX, PromptFormat
+from legollm.finetuning.formats import PromptFormat
 from legollm.finetuning.runner import (
     FinetuneConfig,
     FinetuneMeta,
@@ -49,6 +50,7 @@ from legollm.finetuning.runner import (
     run_finetuning,
     setup_finetuning,
 )
+from legollm.models.loss import lm_loss
 
 PREFERENCE_FIELDS = ("instruction", "chosen", "rejected")  # input is optional
 
@@ -88,9 +90,7 @@ class DPOConfig(FinetuneConfig):
 # ------------------------------------------------------------------------------ the math
 def sequence_logps(model, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """(rows,): the summed log-probability of each row's labelled tokens (-100 skipped)."""
-    logits = model(x)
-    nll = F.cross_entropy(logits.flatten(0, 1).float(), y.flatten(), ignore_index=IGNORE_INDEX,
-                          reduction="none")  # fmt: skip
+    nll = lm_loss(model(x), y, reduction="none")  # 0 where the target is -100
     return -nll.view(y.shape).sum(dim=-1)
 
 
@@ -153,18 +153,31 @@ class PreferenceLoader(InstructionLoader):
 
 @torch.no_grad()
 def reference_logps(
-    model, pairs: list[PreferencePair], batch_size: int, pad_id: int, device
+    model,
+    pairs: list[PreferencePair],
+    batch_size: int,
+    pad_id: int,
+    device,
+    progress: bool = False,
+    desc: str = "",
 ) -> list[PreferencePair]:
-    """The pairs with the model's (reference) log-probabilities of both responses."""
+    """The pairs with the model's (reference) log-probabilities of both responses.
+
+    A forward pass over every pair before the first step: minutes on a CPU, so
+    ``progress`` shows a bar (``desc`` names the split) instead of a silent wait.
+    """
     was_training = model.training
     model.eval()
     out = []
-    for s in range(0, len(pairs), batch_size):
-        batch = pairs[s : s + batch_size]
-        rows = [p.chosen for p in batch] + [p.rejected for p in batch]
-        x, y = collate(rows, pad_id)
-        logps = sequence_logps(model, x.to(device), y.to(device)).view(2, -1).t().tolist()
-        out.extend(p._replace(reference=(c, r)) for p, (c, r) in zip(batch, logps, strict=True))
+    label = f"reference log-probs{f' ({desc})' if desc else ''}"
+    with tqdm(total=len(pairs), desc=label, unit="pair", disable=not progress) as bar:
+        for s in range(0, len(pairs), batch_size):
+            batch = pairs[s : s + batch_size]
+            rows = [p.chosen for p in batch] + [p.rejected for p in batch]
+            x, y = collate(rows, pad_id)
+            logps = sequence_logps(model, x.to(device), y.to(device)).view(2, -1).t().tolist()
+            out.extend(p._replace(reference=(c, r)) for p, (c, r) in zip(batch, logps, strict=True))
+            bar.update(len(batch))
     model.train(was_training)
     return out
 
@@ -220,8 +233,9 @@ def build_dpo_trainer(cfg: DPOConfig, *, resume: bool = False) -> DPOTrainer:
     run = setup_finetuning(cfg, prepare_preferences)
     model = run.model.to(run.device)
     bs = run.train_config.batch_size
-    run.train = reference_logps(model, run.train, bs, run.pad_id, run.device)
-    run.val = reference_logps(model, run.val, bs, run.pad_id, run.device)
+    show = run.train_config.progress and run.dist.is_main  # one bar, from rank 0
+    run.train = reference_logps(model, run.train, bs, run.pad_id, run.device, show, "train")
+    run.val = reference_logps(model, run.val, bs, run.pad_id, run.device, show, "val")
     args = run.loader_args()
     train_loader = PreferenceLoader(run.train, bs, shuffle=True, seed=run.train_config.seed,
                                     sort_by_length=cfg.sort_by_length, **args)  # fmt: skip

@@ -26,6 +26,7 @@ from typing import Any, ClassVar
 
 import torch
 
+from legollm.core.config import config_from_dict
 from legollm.core.exceptions import ConfigError, DataError
 from legollm.core.runtime import resolve_device
 from legollm.core.tokenization.specs import copy_spec_files
@@ -100,16 +101,7 @@ class FinetuneConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]):
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise ConfigError(
-                f"unknown {cls.kind} config field(s) {unknown}; known: {sorted(names)}"
-            )
-        try:
-            return cls(**d)
-        except TypeError as e:
-            raise ConfigError(f"{cls.kind} config: {e}") from e
+        return config_from_dict(cls, d, f"{cls.kind} config")
 
     @classmethod
     def from_yaml(cls, path: str | os.PathLike[str], overrides: list[str] | None = None):

@@ -219,6 +219,7 @@ class PlainChatTemplate(ChatTemplate):
     """
 
     name = "plain"
+    header = "### {role}:\n"
 
     def __init__(self, eos_token: str = "<|endoftext|>") -> None:
         self.eos_token = eos_token
@@ -228,20 +229,33 @@ class PlainChatTemplate(ChatTemplate):
         for m in messages:
             role, content = m["role"], m["content"]
             if role == "assistant":
-                yield _text("### Assistant:\n")
+                yield _text(self.header.format(role="Assistant"))
                 yield _text(content, True)
                 yield _special(self.eos_token, True)
                 yield _text("\n\n")
             else:
-                yield _text(f"### {role.capitalize()}:\n{content}\n\n")
+                yield _text(f"{self.header.format(role=role.capitalize())}{content}\n\n")
         if add_generation_prompt:
-            yield _text("### Assistant:\n")
+            yield _text(self.header.format(role="Assistant"))
 
     def _stop_names(self):
         return (self.eos_token,)
 
     def __repr__(self) -> str:
-        return f"PlainChatTemplate(eos_token={self.eos_token!r})"
+        return f"{type(self).__name__}(eos_token={self.eos_token!r})"
+
+
+class DialogueChatTemplate(PlainChatTemplate):
+    """The plain template with bare speaker names, as a play is written::
+
+        User:\n{content}\n\nAssistant:\n{content}<eos>\n\n
+
+    Only letters, ``:`` and newlines: a character-level model (Shakespeare's
+    characters have no ``#``) can write every piece of it.
+    """
+
+    name = "dialogue"
+    header = "{role}:\n"
 
 
 QWEN2_DEFAULT_SYSTEM = "You are a helpful assistant."
@@ -258,6 +272,7 @@ _TEMPLATES = {
     "qwen3_moe": ChatMLTemplate,
     "plain": PlainChatTemplate,
     "gpt2": PlainChatTemplate,
+    "dialogue": DialogueChatTemplate,
 }
 
 
@@ -279,6 +294,7 @@ __all__ = [
     "ROLES",
     "ChatMLTemplate",
     "ChatTemplate",
+    "DialogueChatTemplate",
     "Llama3ChatTemplate",
     "PlainChatTemplate",
     "check_messages",

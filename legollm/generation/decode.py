@@ -8,10 +8,10 @@ a left-padded batch carry an attention mask, and their positions count only real
 tokens, so each row decodes exactly as it would alone. A row that emits an EOS
 id is finished: it keeps receiving EOS while the others go on.
 
-When the sequence would outgrow the model's context, decoding switches to the
-sliding window: each step re-runs the last ``context_length`` tokens without a
-cache. With learned positions a cached window cannot be shifted (the cached keys
-carry absolute positions). RoPE only encodes relative distances, so a rolling
+When the sequence would outgrow the model's context, decoding crops to the
+context (``crop_to_context``): each step re-runs the last ``context_length``
+tokens without a cache. With learned positions a cached window cannot be
+shifted (the cached keys carry absolute positions). RoPE only encodes relative distances, so a rolling
 cache would keep the scores right, but each kept key was still computed while
 seeing tokens that have since left the window; re-running the window is what the
 model computes for that text, so both kinds take the same (exact) path.
@@ -26,6 +26,7 @@ window w, a token depends on the last n_layer * (w - 1) + 1.)
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable, Iterator
 
 import torch
@@ -54,17 +55,19 @@ def stream(
     tokenizer=None,
     pad_token_id: int | None = None,
     use_cache: bool = True,
-    slide_window: bool = True,
+    crop_to_context: bool = True,
     compile: bool = False,
     vocab_limit: int | None = None,
+    slide_window: bool | None = None,
 ) -> Iterator[torch.Tensor]:
     """Yield the next token of every row, (B,), one step at a time.
 
     A row stops growing at an ``eos_token_id`` or once its generated text contains
     one of ``stop_strings`` (decoded with ``tokenizer``); from then on it receives
     ``pad_token_id`` (default: the first EOS id, else 0) until every row is done.
-    With ``slide_window=False`` a prompt plus ``max_new_tokens`` that does not fit
-    the context is an error instead of a sliding window. ``compile=True`` runs the
+    With ``crop_to_context=False`` a prompt plus ``max_new_tokens`` that does not fit
+    the context is an error instead of re-running the last ``context_length`` tokens
+    (``slide_window``, its old name, is deprecated). ``compile=True`` runs the
     one-token decode step through ``torch.compile`` (for GPUs: on a CPU the eager
     step's threaded products are faster; the first call pays the compilation). ``vocab_limit=n`` only lets ids below n be chosen:
     models whose vocabulary was padded (50257 -> 50304) never emit an id the
@@ -78,12 +81,19 @@ def stream(
     if max_new_tokens < 0:
         raise GenerationError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
     check_sampling_args(temperature, top_k, top_p, min_p, repetition_penalty)
+    if slide_window is not None:
+        warnings.warn(
+            "stream/generate(slide_window=...) is deprecated: use crop_to_context=...",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        crop_to_context = slide_window
     ctx = context_limit(model.config)  # None: a sliding-window model reads any length
-    if not slide_window and ctx is not None and T + max_new_tokens > ctx:
+    if not crop_to_context and ctx is not None and T + max_new_tokens > ctx:
         raise GenerationError(
             f"the prompt ({T} tokens) plus max_new_tokens ({max_new_tokens}) exceeds the "
             f"model's context of {ctx} tokens: shorten the prompt, lower max_new_tokens, "
-            "or allow the sliding window"
+            "or allow cropping to the context"
         )
     stops = check_stop_strings(stop_strings)
     if stops and tokenizer is None:

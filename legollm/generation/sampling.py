@@ -6,6 +6,8 @@ so softmax gives them zero probability. Temperature 0 means greedy (argmax).
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from legollm.core.exceptions import GenerationError
@@ -43,6 +45,12 @@ def apply_min_p(logits: torch.Tensor, min_p: float) -> torch.Tensor:
 
 
 def check_sampling_args(temperature, top_k, top_p, min_p, repetition_penalty) -> None:
+    """Refuse values that would sample garbage quietly; NaN passes every ``<`` test, so
+    each number must first be finite."""
+    for name, value in (("temperature", temperature), ("top_p", top_p), ("min_p", min_p),
+                        ("repetition_penalty", repetition_penalty)):  # fmt: skip
+        if value is not None and not math.isfinite(value):
+            raise GenerationError(f"{name} must be a finite number, got {value}")
     if temperature is None or temperature < 0:
         raise GenerationError(f"temperature must be >= 0 (0 is greedy), got {temperature}")
     if top_k is not None and top_k < 1:

@@ -2,6 +2,7 @@
 
 - ``config``: ModelConfig, every Lego choice as a field.
 - ``decoder``: DecoderLM, the one model, assembled from components by the config.
+- ``loss``: the training loss from a forward's logits (cross-entropy + a MoE's router term).
 - ``registry``: ArchitectureSpec and WeightRule (an architecture as data), looked up by model_type.
 - ``presets``: named ModelConfigs (``family:name``), registered by the architectures.
 - ``pretrained``: load and save Hugging Face checkpoint dirs through an architecture's weight map.

@@ -11,9 +11,10 @@ the reason.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
+from legollm.core.config import config_from_dict
 from legollm.core.exceptions import ConfigError
 
 NORMS = ("layernorm", "rmsnorm")
@@ -126,8 +127,4 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ConfigError(f"unknown model config fields: {sorted(unknown)}")
-        return cls(**d)
+        return config_from_dict(cls, d, "model config")

@@ -5,11 +5,14 @@ token ids -> token embedding (+ learned positions) -> n_layer pre-norm blocks
 this class with different config fields; architectures only add presets and
 weight maps.
 
-For inference, ``setup_kv_cache`` allocates one cache per layer (only
-``sliding_window`` slots per layer for a sliding-window model); then every
-forward passes ``input_pos`` (the positions of the tokens fed, 0, 1, 2, ... in
-order), and the mask lets each query see only earlier positions (and the
-sliding window, and the ``attention_mask`` of left-padded batches).
+``forward`` returns the logits, nothing else; the loss is computed from them
+(``legollm.models.loss.training_loss``).
+
+For inference, ``setup_kv_cache`` has each layer's attention set up its cache
+(only ``sliding_window`` slots for a sliding-window model); then every forward
+passes ``input_pos`` (the positions of the tokens fed, 0, 1, 2, ... in order),
+and each attention masks its keys so a query sees only earlier positions (and
+the sliding window, and the ``attention_mask`` of left-padded batches).
 
 For training on packed sequences (several short examples in one row),
 ``document_ids`` (B, T) says which example each token belongs to: a token then
@@ -21,19 +24,19 @@ a row of its own.
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from legollm.components.block import Block
-from legollm.components.kv_cache import KVCache
 from legollm.components.linear import Linear
-from legollm.components.moe import load_balancing_loss
+from legollm.components.moe import MoE, load_balancing_loss
 from legollm.components.normalization import LayerNorm, RMSNorm, build_norm
 from legollm.components.position import rope_table
 from legollm.core.exceptions import ConfigError
 from legollm.models.config import ModelConfig
+from legollm.models.loss import IGNORE_INDEX, training_loss
 
 
 class DecoderLM(nn.Module):
@@ -100,8 +103,10 @@ class DecoderLM(nn.Module):
                 nn.init.zeros_(module.bias)
 
     # -- KV cache -------------------------------------------------------------
+    _kv_cache_len: int | None = None  # the positions setup_kv_cache made room for
+
     def setup_kv_cache(self, batch_size: int, max_seq_len: int, dtype=None, device=None) -> None:
-        """One cache per layer for positions 0 .. max_seq_len - 1 of batch_size rows.
+        """Each layer's attention sets up a cache for positions 0 .. max_seq_len - 1.
 
         A sliding-window model gets a ring of min(sliding_window, max_seq_len) slots.
         """
@@ -113,30 +118,25 @@ class DecoderLM(nn.Module):
         dtype = dtype or self.tok_emb.weight.dtype
         device = device or self.tok_emb.weight.device
         for block in self.blocks:
-            block.attn.kv_cache = KVCache(
-                batch_size, max_seq_len, c.kv_heads, c.head_size, dtype, device, c.sliding_window
-            )
+            block.attn.setup_cache(batch_size, max_seq_len, dtype, device)
+        self._kv_cache_len = max_seq_len
         if c.position == "rope" and max_seq_len > self.max_seq_len:
             self.max_seq_len = max_seq_len
             self.init_rope(device)
 
-    def reset_kv_cache(self) -> None:
-        for block in self.blocks:
-            if block.attn.kv_cache is not None:
-                block.attn.kv_cache.reset()
-
     def remove_kv_cache(self) -> None:
         for block in self.blocks:
-            block.attn.kv_cache = None
+            block.attn.remove_cache()
+        self._kv_cache_len = None
+
+    @property
+    def has_kv_cache(self) -> bool:
+        return self._kv_cache_len is not None
 
     @property
     def context_limit(self) -> int | None:
         """The most positions one sequence may hold (None: any); see :func:`context_limit`."""
         return context_limit(self.config)
-
-    @property
-    def has_kv_cache(self) -> bool:
-        return self.blocks[0].attn.kv_cache is not None if len(self.blocks) else False
 
     # -- forward --------------------------------------------------------------
     def forward(
@@ -148,20 +148,52 @@ class DecoderLM(nn.Module):
         position_ids: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
         document_ids: torch.Tensor | None = None,
-        loss_reduction: str = "mean",
         last_only: bool = False,
-    ):
-        """Logits (B, T, vocab), or (logits, loss) with ``targets``.
+        loss_reduction: str = "mean",
+    ) -> torch.Tensor:
+        """Logits (B, T, vocab) for token ids (B, T); the loss is ``training_loss`` of them.
 
-        ``document_ids`` (B, T): packed examples, each seeing only itself (see the
-        module docstring); without a cache only.
+        ``input_pos`` (T,): the positions being fed, required with a KV cache.
+        ``position_ids`` (B|1, T): the positions to encode, when they differ (a
+        left-padded row counts only its real tokens). ``attention_mask`` (B,
+        positions so far): 0 marks padding. ``document_ids`` (B, T): packed
+        examples, each seeing only itself (see the module docstring); without a
+        cache only. ``last_only=True`` projects only the last position onto the
+        vocabulary (logits (B, 1, vocab)): all that decoding needs from a prefill,
+        and it skips the largest matrix multiply for every other prompt token.
 
-        ``last_only=True`` projects only the last position onto the vocabulary
-        (logits (B, 1, vocab)): all that decoding needs from a prefill, and it skips
-        the largest matrix multiply for every other prompt token.
+        ``targets`` (deprecated) returns ``(logits, training_loss(...))`` instead.
         """
+        self._check_inputs(idx, input_pos, position_ids, document_ids)
+        if input_pos is None:
+            input_pos = torch.arange(idx.shape[1], device=idx.device)
+        if position_ids is None:
+            position_ids = input_pos if document_ids is None else document_positions(document_ids)
+
+        x = self.tok_emb(idx)  # (B, T, C)
+        if self.pos_emb is not None:
+            x = x + self.pos_emb(position_ids)
+        x = self.drop(x)
+        rope = self._rope(position_ids)
+        for block in self.blocks:
+            x = block(x, rope, input_pos, attention_mask, document_ids)
+        if last_only and targets is None:
+            x = x[:, -1:]
+        logits = self.lm_head(self.norm(x))  # (B, T, vocab)
+        if targets is None:
+            return logits
+        warnings.warn(
+            "model(x, targets=y) is deprecated and will be removed: call logits = model(x), "
+            "then legollm.models.loss.training_loss(model, logits, y)",
+            DeprecationWarning,
+            stacklevel=4,  # forward <- Module._call_impl <- Module.__call__ <- the caller
+        )
+        return logits, training_loss(self, logits, targets, loss_reduction)
+
+    def _check_inputs(self, idx, input_pos, position_ids, document_ids) -> None:
+        """Refuse inputs this model cannot compute, saying what to do instead."""
         c = self.config
-        B, T = idx.shape
+        T = idx.shape[1]
         cached = self.has_kv_cache
         if cached and input_pos is None:
             raise ConfigError("a KV cache is set up: pass input_pos (the positions being fed)")
@@ -170,15 +202,6 @@ class DecoderLM(nn.Module):
             raise ConfigError(
                 f"sequence length {T} exceeds the model's context_length {limit}; "
                 "crop the input to the last context_length tokens"
-            )
-        if not cached and c.position == "rope" and self.max_seq_len < T:
-            self.max_seq_len = T  # a sliding-window model reading past context_length
-            self.init_rope(idx.device)
-        checking = not torch.compiler.is_compiling()  # host syncs would break the graph
-        if checking and idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= c.vocab_size):
-            raise ConfigError(
-                f"token ids must be in [0, {c.vocab_size}), got min {int(idx.min())} and max "
-                f"{int(idx.max())}: the tokenizer does not match this model's vocab_size"
             )
         if document_ids is not None:
             if cached:
@@ -190,97 +213,53 @@ class DecoderLM(nn.Module):
                     f"document_ids has shape {tuple(document_ids.shape)}, the tokens "
                     f"{tuple(idx.shape)}: give one document id per token"
                 )
-            if position_ids is None:
-                position_ids = document_positions(document_ids)
-        if input_pos is None:
-            input_pos = torch.arange(T, device=idx.device)
-        if cached and checking:
-            room = self.blocks[0].attn.kv_cache.max_seq_len
-            if int(input_pos[-1]) >= room:
-                raise ConfigError(
-                    f"position {int(input_pos[-1])} is past the {room} positions the KV cache "
-                    "was set up for: call setup_kv_cache with a larger max_seq_len"
-                )
-        if position_ids is None:
-            position_ids = input_pos
-        if checking and c.position == "learned" and int(position_ids.max()) >= c.context_length:
+        if torch.compiler.is_compiling():
+            return  # the checks below read values on the host, which would break the graph
+        if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= c.vocab_size):
             raise ConfigError(
-                f"position {int(position_ids.max())} is past the learned context "
+                f"token ids must be in [0, {c.vocab_size}), got min {int(idx.min())} and max "
+                f"{int(idx.max())}: the tokenizer does not match this model's vocab_size"
+            )
+        if cached and int(input_pos[-1]) >= self._kv_cache_len:
+            raise ConfigError(
+                f"position {int(input_pos[-1])} is past the {self._kv_cache_len} positions the "
+                "KV cache was set up for: call setup_kv_cache with a larger max_seq_len"
+            )
+        # positions default to 0 .. T - 1 (or restart per document): within the T checked above
+        pos = position_ids if position_ids is not None else input_pos
+        if c.position == "learned" and pos is not None and int(pos.max()) >= c.context_length:
+            raise ConfigError(
+                f"position {int(pos.max())} is past the learned context "
                 f"({c.context_length}); crop or slide the window"
             )
 
-        x = self.tok_emb(idx)  # (B, T, C)
-        if self.pos_emb is not None:
-            x = x + self.pos_emb(position_ids)
-        x = self.drop(x)
-        rope = None
-        if c.position == "rope":
-            cos, sin = self.rope_cos[position_ids], self.rope_sin[position_ids]  # (B|T, T, hd)
-            rope = (cos.view(-1, 1, T, c.head_size), sin.view(-1, 1, T, c.head_size))
-        mask = self._mask(input_pos, attention_mask, cached, T, document_ids)
-        for block in self.blocks:
-            x = block(x, rope, mask, input_pos)
-        if last_only and targets is None:
-            x = x[:, -1:]
-        x = self.norm(x)
-        logits = self.lm_head(x)  # (B, T, vocab)
-        if targets is None:
-            return logits
-        loss = F.cross_entropy(
-            logits.flatten(0, 1).float(),
-            targets.flatten(),
-            ignore_index=-100,
-            reduction=loss_reduction,
-        )
-        if c.ffn == "moe" and c.router_aux_loss_coef > 0:
-            loss = loss + self._router_loss(targets, loss_reduction)
-        return logits, loss
+    def _rope(self, position_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """The RoPE (cos, sin) tables at ``position_ids``, each (B|1, 1, T, head_size)."""
+        c = self.config
+        if c.position != "rope":
+            return None
+        T = position_ids.shape[-1]
+        if not self.has_kv_cache and self.max_seq_len < T:
+            self.max_seq_len = T  # a sliding-window model reading past context_length
+            self.init_rope(position_ids.device)
+        cos, sin = self.rope_cos[position_ids], self.rope_sin[position_ids]  # (B|T, T, hd)
+        return cos.view(-1, 1, T, c.head_size), sin.view(-1, 1, T, c.head_size)
 
-    def _router_loss(self, targets: torch.Tensor, loss_reduction: str) -> torch.Tensor:
-        """The experts' load-balancing loss, weighted by ``router_aux_loss_coef``.
+    def aux_loss(self, targets: torch.Tensor, reduction: str = "mean") -> torch.Tensor | None:
+        """The experts' load-balancing loss of the last forward, weighted by
+        ``router_aux_loss_coef``; None for a dense model (or a zero coefficient).
 
         It is a mean over tokens; a summed loss (token-normalised accumulation)
         gets it once per trained token, so both reductions weigh it alike.
         """
-        aux = load_balancing_loss([b.ffn.router_logits for b in self.blocks],
-                                  self.config.n_experts_per_token)  # fmt: skip
-        if loss_reduction == "sum":
-            aux = aux * (targets != -100).sum()
-        return self.config.router_aux_loss_coef * aux
-
-    def _mask(
-        self, input_pos, attention_mask, cached: bool, T: int, document_ids=None
-    ) -> torch.Tensor | None:
-        """Boolean (B|1, 1, T, S) mask, True = may attend; None means plain causal (fast path).
-
-        Each of the S keys is known by its position (``key_positions``: with a cache,
-        the position its slot holds, negative for an empty one); a query at p sees
-        the keys at positions in [0, p], and only (p - window, p] with a sliding window.
-        With ``document_ids`` (no cache: S = T), a query sees only its own document.
-        """
-        window = self.config.sliding_window
-        if not cached and attention_mask is None and window is None and document_ids is None:
+        c = self.config
+        if c.ffn != "moe" or c.router_aux_loss_coef == 0:
             return None
-        cache = self.blocks[0].attn.kv_cache if cached else None
-        if cache is not None:
-            key_pos = cache.key_positions(input_pos)  # (S,)
-        else:
-            key_pos = torch.arange(T, device=input_pos.device)
-        q_pos, k_pos = input_pos[:, None], key_pos[None, :]
-        allowed = (k_pos <= q_pos) & (k_pos >= 0)  # (T, S) causal, written slots only
-        if window is not None:
-            allowed &= k_pos > q_pos - window
-        allowed = allowed[None, None]  # (1, 1, T, S)
-        if attention_mask is not None:  # (B, positions so far): 0 = a padding token
-            # look up each key's position; positions past the mask's end are real tokens
-            n = cache.max_seq_len if cache is not None else T
-            pad = F.pad(attention_mask.bool(), (0, max(n - attention_mask.shape[1], 0)), value=True)
-            allowed = allowed & pad[:, key_pos.clamp(min=0)][:, None, None, :]  # (B, 1, T, S)
-            # a padding query that sees nothing would give NaN: let it see itself
-            allowed = allowed | (k_pos == q_pos)[None, None]
-        if document_ids is not None:  # (B, T): keys of the query's own document only
-            allowed = allowed & (document_ids[:, :, None] == document_ids[:, None, :])[:, None]
-        return allowed
+        aux = load_balancing_loss([b.ffn.router_logits for b in self.blocks],
+                                  c.n_experts_per_token)  # fmt: skip
+        if reduction == "sum":
+            aux = aux * (targets != IGNORE_INDEX).sum()
+        return c.router_aux_loss_coef * aux
 
 
 def document_positions(document_ids: torch.Tensor) -> torch.Tensor:
@@ -312,3 +291,18 @@ def context_limit(config: ModelConfig) -> int | None:
 def count_parameters(model: nn.Module) -> int:
     """Number of distinct parameters (a tied embedding counts once)."""
     return sum(p.numel() for p in model.parameters())
+
+
+def count_active_parameters(model: nn.Module) -> int:
+    """Parameters one token's forward multiplies by: all of them, except that a mixture
+    of experts counts only the ``top_k`` experts a token goes through (and its router).
+
+    This is the N of the 6N training FLOPs per token behind MFU: Mixtral 8x7B holds
+    46.7B parameters, and a token uses 12.9B of them.
+    """
+    idle = sum(
+        (m.n_experts - m.top_k) * count_parameters(m.experts[0])
+        for m in model.modules()
+        if isinstance(m, MoE)
+    )
+    return count_parameters(model) - idle

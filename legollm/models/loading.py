@@ -97,8 +97,12 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: str = "cpu") -> 
         raise ModelLoadError(f"checkpoint not found: {p} (give a .pt file or a run directory)")
     try:
         ckpt = torch.load(p, map_location=map_location, weights_only=True)
-    except Exception as e:
-        raise ModelLoadError(f"{p} is not a readable LegoLLM checkpoint ({e})") from e
+    except Exception as e:  # torch's own text would suggest unpickling: never do that
+        raise ModelLoadError(
+            f"{p} is not a readable LegoLLM checkpoint: torch cannot read it as tensors and "
+            "plain values (a damaged, truncated or foreign file); give a LegoLLM run's "
+            "latest.pt or best.pt, or a Hugging Face model directory"
+        ) from e
     if not isinstance(ckpt, dict) or any(k not in ckpt for k in REQUIRED_KEYS):
         raise ModelLoadError(f"{p} lacks {list(REQUIRED_KEYS)}; not a LegoLLM checkpoint")
     ckpt["model"] = clean_state_dict(ckpt["model"])

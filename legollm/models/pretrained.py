@@ -192,12 +192,8 @@ def save_pretrained(model: DecoderLM, directory, model_type: str = "gpt2") -> Pa
     hf_config, state = spec.config_to_hf(model.config), export_hf_state(spec, model)
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
-    tmp, final = atomic_path(out / "model.safetensors")
-    try:
+    with atomic_path(out / "model.safetensors") as tmp:
         save_file(state, str(tmp), metadata={"format": "pt"})
-        os.replace(tmp, final)
-    finally:
-        tmp.unlink(missing_ok=True)
     with atomic_write(out / "config.json") as f:
         json.dump(hf_config, f, indent=2)
     return out

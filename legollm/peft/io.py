@@ -40,13 +40,9 @@ def save_adapter(model: nn.Module, directory: str | os.PathLike[str]) -> Path:
         raise ConfigError("the adapters are merged into the weights; unmerge_lora() first")
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
-    tmp, final = atomic_path(out / WEIGHTS_NAME)
-    try:
-        tensors = {k: v.contiguous().cpu() for k, v in state.items()}
+    tensors = {k: v.contiguous().cpu() for k, v in state.items()}
+    with atomic_path(out / WEIGHTS_NAME) as tmp:
         save_file(tensors, str(tmp), metadata={"format": "pt"})
-        os.replace(tmp, final)
-    finally:
-        tmp.unlink(missing_ok=True)
     with atomic_write(out / CONFIG_NAME) as f:
         json.dump({"peft_type": "lora", **config.to_dict()}, f, indent=2)
     return out

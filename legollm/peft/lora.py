@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from legollm.components.linear import Linear
+from legollm.core.config import config_from_dict
 from legollm.core.exceptions import ConfigError, ModelLoadError
 from legollm.core.runtime import unwrap_model
 
@@ -60,7 +61,7 @@ class LoRAConfig:
 
     def __post_init__(self) -> None:
         if isinstance(self.targets, str):
-            self.targets = [t for t in self.targets.replace("+", ",").split(",") if t]
+            self.targets = _split_targets(self.targets)
         if not isinstance(self.r, int) or self.r < 1:
             raise ConfigError(f"LoRA rank r must be a positive integer, got {self.r!r}")
         if self.alpha <= 0:
@@ -82,11 +83,9 @@ class LoRAConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> LoRAConfig:
-        known = {"r", "alpha", "dropout", "targets"}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ConfigError(f"unknown LoRA field(s) {unknown}; known: {sorted(known)}")
-        return cls(**d)
+        if isinstance(d, dict) and isinstance(d.get("targets"), str):  # "attn+mlp"
+            d = {**d, "targets": _split_targets(d["targets"])}
+        return config_from_dict(cls, d, "LoRA config")
 
     @classmethod
     def parse(cls, text: str) -> LoRAConfig:
@@ -105,6 +104,11 @@ class LoRAConfig:
             else:
                 raise ConfigError(f"--lora: unknown key {key!r}; use r, alpha, dropout, targets")
         return cls(**d)
+
+
+def _split_targets(text: str) -> list[str]:
+    """``"attn+mlp"`` or ``"attn,mlp"`` -> ``["attn", "mlp"]``."""
+    return [t for t in text.replace("+", ",").split(",") if t]
 
 
 class LoRALinear(Linear):

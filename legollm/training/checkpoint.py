@@ -58,14 +58,9 @@ def _py_state() -> list:
 
 def save_checkpoint(path: str | os.PathLike[str], checkpoint: dict[str, Any]) -> Path:
     """``torch.save`` to a temp file beside ``path``, then rename: never a half-written file."""
-    tmp, final = atomic_path(path)
-    try:
+    with atomic_path(path) as tmp:
         torch.save(checkpoint, tmp)
-        os.replace(tmp, final)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return final
+    return Path(path)
 
 
 __all__ = [

@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from legollm.core.config import config_from_dict
 from legollm.core.exceptions import ConfigError
 from legollm.core.utils import read_yaml_mapping
 from legollm.training.presets import model_preset
@@ -120,16 +121,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
-        if not isinstance(d, dict):
-            raise ConfigError(f"train config must be a mapping, got {type(d).__name__}")
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise ConfigError(f"unknown train config field(s) {unknown}; known: {sorted(names)}")
-        try:
-            return cls(**d)
-        except TypeError as e:
-            raise ConfigError(f"train config: {e}") from e
+        return config_from_dict(cls, d, "train config")
 
     @classmethod
     def from_yaml(

@@ -12,6 +12,8 @@ from typing import Any
 
 import torch
 
+from legollm.core.utils import atomic_path
+
 # Dense bf16 peak FLOP/s by device name fragment (vendor data sheets). Used for MFU
 # only; unknown devices (CPUs included) report no MFU rather than a made-up one.
 PEAK_FLOPS = {
@@ -103,8 +105,6 @@ def plot_metrics(metrics_path: str | os.PathLike[str], png_path: str | os.PathLi
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from legollm.core.utils import atomic_path
-
     records = read_metrics(metrics_path)
     train = [(r["step"], r["loss"]) for r in records if "loss" in r]
     val = [(r["step"], r["val_loss"]) for r in records if "val_loss" in r]
@@ -123,11 +123,12 @@ def plot_metrics(metrics_path: str | os.PathLike[str], png_path: str | os.PathLi
     ax2.set_xlabel("step")
     ax2.grid(alpha=0.3)
     fig.tight_layout()
-    tmp, final = atomic_path(png_path)
-    fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
-    os.replace(tmp, final)
-    return final
+    try:
+        with atomic_path(png_path) as tmp:
+            fig.savefig(tmp, format="png", dpi=100)
+    finally:
+        plt.close(fig)
+    return Path(png_path)
 
 
 class ProgressBar:

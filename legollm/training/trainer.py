@@ -20,6 +20,8 @@ then ``latest.pt`` is written (and ``best.pt`` when the val loss improved), from
 from __future__ import annotations
 
 import contextlib
+import functools
+import json
 import math
 import time
 from pathlib import Path
@@ -31,7 +33,10 @@ from torch import nn
 
 from legollm.core.exceptions import TrainingError
 from legollm.core.runtime import resolve_device, resolve_precision, unwrap_model
+from legollm.core.utils import atomic_write, remove_stale_temps
 from legollm.models.config import ModelConfig
+from legollm.models.decoder import count_active_parameters, count_parameters
+from legollm.models.loss import lm_loss
 from legollm.training.checkpoint import (
     load_checkpoint,
     rng_state,
@@ -55,8 +60,8 @@ IGNORE_INDEX = -100
 
 
 class Trainer:
-    """Trains a ``DecoderLM``-like model: ``model(x, targets=y, loss_reduction=...)``
-    returns ``(logits, loss)``.
+    """Trains a ``DecoderLM``-like model: ``model(x)`` returns the logits, and
+    ``model.aux_loss(y, reduction)`` what to add to their cross-entropy (or None).
 
     ``train_loader`` / ``val_loader`` are :class:`~legollm.data.loader.TokenDataLoader`
     (anything with ``next_batch``, ``eval_batches``, ``state_dict``, ``load_state_dict``).
@@ -185,7 +190,11 @@ class Trainer:
         """The batch's loss, summed over its units or their mean (``reduction``)."""
         x, y, *inputs = batch
         extra = inputs[0] if inputs else {}  # e.g. document_ids of packed rows
-        return model(x, targets=y, loss_reduction=reduction, **extra)[1]
+        logits = model(x, **extra)  # through the DDP / compile wrappers
+        fused = self._compiled and model is self.model  # the step that can fall back to eager
+        loss = (_compiled_lm_loss() if fused else lm_loss)(logits, y, reduction)
+        aux = unwrap_model(model).aux_loss(y, reduction)  # a mixture of experts' router balance
+        return loss if aux is None else loss + aux
 
     def loss_units(self, batch: tuple) -> torch.Tensor:
         """What the loss is averaged over: the batch's real (not -100) target tokens."""
@@ -290,10 +299,6 @@ class Trainer:
         path = self.run_dir / "metrics.jsonl"
         kept = [r for r in read_metrics(path) if r.get("step", 0) <= step]
         if path.is_file():
-            import json
-
-            from legollm.core.utils import atomic_write
-
             with atomic_write(path) as f:
                 f.writelines(json.dumps(r) + "\n" for r in kept)
 
@@ -301,6 +306,25 @@ class Trainer:
     def _print(self, msg: str) -> None:
         if self.is_main:
             print(msg, flush=True)
+
+    def banner(self) -> str:
+        """What is about to run, for the user to check before the first step."""
+        cfg, world = self.config, self.dist.world_size
+        dtype = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[self.autocast_dtype]
+        amp = "" if self.autocast_dtype is None else " autocast"
+        ranks = f" x {world} ranks" if world > 1 else ""
+        action = f"resuming at step {self.step}" if self.step else "starting"
+        return "\n".join(
+            [
+                f"training {type(self.raw_model).__name__}: "
+                f"{count_parameters(self.raw_model):,} parameters, {action}, "
+                f"{cfg.max_iters:,} steps in all",
+                f"device {self.device}, precision {dtype}{amp} (precision={cfg.precision})",
+                f"{self.tokens_per_step:,} tokens per step (batch {cfg.batch_size} x block "
+                f"{cfg.block_size} x {cfg.grad_accum_steps} accumulation{ranks})",
+                f"writing to {self.run_dir.resolve()}",
+            ]
+        )
 
     def _log(self, record: dict[str, Any]) -> None:
         self.history.append(record)
@@ -329,7 +353,7 @@ class Trainer:
         mcfg = getattr(self.raw_model, "config", None)
         if peak is None or mcfg is None:
             return None
-        n_params = sum(p.numel() for p in self.raw_model.parameters())
+        n_params = count_active_parameters(self.raw_model)  # a token's experts, not all
         head_dim = getattr(mcfg, "head_dim", None) or mcfg.n_embd // mcfg.n_head
         fpt = flops_per_token(n_params, mcfg.n_layer, mcfg.n_head, head_dim, self.config.block_size)
         return fpt * tokens_per_s / peak
@@ -338,6 +362,9 @@ class Trainer:
         """Train until ``max_iters``; returns a summary (final losses, tokens/s, paths)."""
         cfg = self.config
         if self.is_main:
+            remove_stale_temps(self.run_dir)  # left by a save that was killed mid-write
+            if cfg.progress:
+                print(self.banner(), flush=True)
             if self.step == 0:  # a fresh run in an old run_dir: do not mix the two curves
                 (self.run_dir / "metrics.jsonl").unlink(missing_ok=True)
             self.logger = RunLogger(
@@ -405,6 +432,14 @@ class Trainer:
     def plot(self) -> Path:
         """Write ``loss.png`` (train/val loss and lr against step) from metrics.jsonl."""
         return plot_metrics(self.run_dir / "metrics.jsonl", self.run_dir / "loss.png")
+
+
+@functools.cache
+def _compiled_lm_loss():
+    """``lm_loss`` compiled, for a compiled model: the float32 upcast, softmax and
+    gather fuse instead of writing (B, T, vocab) float32 copies (the loss used to be
+    part of the compiled forward)."""
+    return torch.compile(lm_loss)
 
 
 __all__ = ["IGNORE_INDEX", "Trainer"]

@@ -115,7 +115,7 @@ def test_a_window_model_decodes_past_its_context_as_transformers_does(tmp_path_f
     assert want.shape[1] == 13 + NEW
     assert torch.equal(generate(ours, ids, NEW, attention_mask=mask), want)
     assert torch.equal(generate(ours, ids, NEW, attention_mask=mask, use_cache=False), want)
-    assert torch.equal(generate(ours, ids, NEW, attention_mask=mask, slide_window=False), want)
+    assert torch.equal(generate(ours, ids, NEW, attention_mask=mask, crop_to_context=False), want)
 
 
 @pytest.mark.parametrize(

@@ -16,6 +16,7 @@ from transformers import AutoConfig, AutoModelForCausalLM
 from legollm.architectures import ARCHITECTURE_PRESETS, architecture_preset
 from legollm.core.exceptions import ConfigError
 from legollm.models import DecoderLM, count_parameters
+from legollm.models.decoder import count_active_parameters
 from legollm.models.registry import get_architecture
 
 MODEL_TYPE = {"llama3": "llama", "qwen3": "qwen3", "mistral": "mistral", "mixtral": "mixtral",
@@ -60,6 +61,11 @@ PUBLISHED = [
 @pytest.mark.parametrize(("name", "billions", "digits"), PUBLISHED)
 def test_parameter_count_matches_published_size(name, billions, digits):
     assert round(count_parameters(_ours(name)) / 1e9, digits) == billions
+
+
+def test_mixtral_uses_its_published_active_parameters_per_token():
+    """Mistral AI: Mixtral 8x7B has 46.7B parameters and uses 12.9B per token."""
+    assert round(count_active_parameters(_ours("mixtral:mixtral-8x7b-v0.1")) / 1e9, 1) == 12.9
 
 
 @pytest.mark.parametrize(

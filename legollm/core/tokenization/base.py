@@ -146,6 +146,8 @@ class Tokenizer:
             raise TokenizerError(f"tokenizer file not found: {p}")
         try:
             data = json.loads(p.read_text(encoding="utf-8"))
+            if not isinstance(data, dict):
+                raise ValueError(f"it holds a JSON {type(data).__name__}, not a LegoLLM tokenizer")
             if data.get("format") != FORMAT_NAME:
                 raise ValueError(f"format is {data.get('format')!r}, expected {FORMAT_NAME!r}")
             if data.get("version") != FORMAT_VERSION:
@@ -189,11 +191,19 @@ class _LoadDescriptor:
         return lambda path: Tokenizer.load(obj, path)
 
 
+MAX_VOCAB_SIZE = 1 << 20  # four times the largest vocabularies in use (Gemma's 262,144)
+
+
 def check_vocab_size(vocab_size: int, n_special: int = 0) -> int:
-    """The number of merges a vocab size asks for, or a TokenizerError when it is too small."""
+    """The number of merges a vocab size asks for, or a TokenizerError when it is out of range."""
     if not isinstance(vocab_size, int) or vocab_size < 256 + n_special:
         raise TokenizerError(
             f"vocab_size must be at least 256 (the byte tokens) + {n_special} special tokens, "
             f"got {vocab_size}"
+        )
+    if vocab_size > MAX_VOCAB_SIZE:
+        raise TokenizerError(
+            f"vocab_size {vocab_size:,} is more than a tokenizer can use (at most "
+            f"{MAX_VOCAB_SIZE:,}; GPT-2 has 50,257 tokens, Llama 3 128,256): pick a smaller one"
         )
     return vocab_size - 256

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from legollm.core.exceptions import TokenizerError
 from legollm.core.tokenization.base import Tokenizer, _LoadDescriptor, check_vocab_size
-from legollm.core.tokenization.training import merge_pair, reference_train_merges
+from legollm.core.tokenization.training import merge_pair, reference_train_merges, warn_if_short
 
 
 class NaiveBPETokenizer(Tokenizer):
@@ -27,6 +27,7 @@ class NaiveBPETokenizer(Tokenizer):
             self.vocab[idx] = self.vocab[pair[0]] + self.vocab[pair[1]]
             if verbose:
                 print(f"merge {idx - 255}/{num_merges}: {pair} -> {idx} {self.vocab[idx]!r}")
+        warn_if_short(vocab_size, len(self.vocab), "the whole text")
 
     def encode(self, text: str) -> list[int]:
         ids = list(text.encode("utf-8"))

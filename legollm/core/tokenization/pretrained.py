@@ -53,6 +53,11 @@ def load_gpt2_files(cls, encoder_json, vocab_bpe):
         encoder: dict[str, int] = json.loads(_read(encoder_json, "GPT-2 encoder.json"))
     except json.JSONDecodeError as e:
         raise TokenizerError(f"corrupt GPT-2 encoder.json {encoder_json}: {e}") from e
+    if not isinstance(encoder, dict):
+        raise TokenizerError(
+            f"corrupt GPT-2 encoder.json {encoder_json}: it holds a JSON "
+            f"{type(encoder).__name__}, not the token -> id mapping"
+        )
     byte_decoder = {c: b for b, c in bytes_to_unicode().items()}
     tok = cls(pattern=GPT2_SPLIT_PATTERN)
     try:

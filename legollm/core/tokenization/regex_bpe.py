@@ -45,7 +45,7 @@ from legollm.core.tokenization.pretrained import (
     load_tiktoken,
     save_tiktoken,
 )
-from legollm.core.tokenization.training import train_merges
+from legollm.core.tokenization.training import train_merges, warn_if_short
 
 _CACHE_LIMIT = 500_000  # distinct chunks kept; cleared when full so memory stays bounded
 _LONG_CHUNK = 256  # bytes; longer chunks merge all occurrences of a pair per pass
@@ -163,6 +163,7 @@ class RegexBPETokenizer(Tokenizer):
         if verbose:
             dt = time.perf_counter() - t0
             print(f"trained {len(merges):,} merges in {dt:.2f}s (vocab size {self.vocab_size:,})")
+        warn_if_short(vocab_size, self.vocab_size, "every pre-split chunk of the text")
 
     # -- encoding -------------------------------------------------------------
     # Both rules run the same merge loop (_merge_by_rank): they differ only in what a

@@ -200,13 +200,8 @@ def copy_spec_files(spec: dict[str, Any], out_dir: str | os.PathLike[str]) -> di
         taken.add(name)
         dest = Path(out_dir) / "tokenizer" / name
         if not dest.is_file() or file_sha256(dest) != file_sha256(src):
-            tmp, dest = atomic_path(dest)
-            try:
+            with atomic_path(dest) as tmp:
                 shutil.copy(src, tmp)  # the bytes and the permission bits
-                os.replace(tmp, dest)
-            except BaseException:
-                tmp.unlink(missing_ok=True)
-                raise
         out[key] = dest.relative_to(out_dir).as_posix()
     return out
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import heapq
 import time
+import warnings
 from collections import Counter
 from collections.abc import Callable, Iterable
 
@@ -98,6 +99,26 @@ def train_merges(
         if on_progress is not None:
             on_progress(len(merges), time.perf_counter() - start)
     return merges
+
+
+class VocabularyShortWarning(UserWarning):
+    """Training ran out of pairs to merge before reaching the vocab size asked for."""
+
+
+def warn_if_short(requested: int, reached: int, what: str) -> None:
+    """Say, always, when training stopped short of ``requested`` tokens, and why.
+
+    BPE can only merge a pair it still sees: once ``what`` (each pre-split chunk,
+    or the whole text) is a single token there is nothing left to merge.
+    """
+    if reached < requested:
+        warnings.warn(
+            f"the tokenizer has {reached:,} tokens, not the {requested:,} asked for: after "
+            f"{reached - 256:,} merges {what} is a single token, so no pair is left to merge; "
+            f"train on more text or ask for a vocab_size of at most {reached:,}",
+            VocabularyShortWarning,
+            stacklevel=3,
+        )
 
 
 def reference_train_merges(

@@ -8,10 +8,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from legollm.components.attention import CausalSelfAttention
 from legollm.components.normalization import LayerNorm, RMSNorm
 from legollm.components.position import apply_rope, rope_table
 from legollm.core.exceptions import ConfigError
 from legollm.models import DecoderLM, ModelConfig
+from legollm.models.loss import lm_loss
 
 TINY = ModelConfig(vocab_size=97, context_length=32, n_layer=2, n_head=4, n_embd=32)
 
@@ -105,6 +107,24 @@ def test_cached_decoding_equals_full_forward(changes):
     assert torch.allclose(torch.cat(steps, dim=1), full, atol=1e-5)
 
 
+@pytest.mark.parametrize("window", [None, 4])
+def test_attention_decodes_from_its_own_cache_as_it_computes_without_one(window):
+    """Attention alone sets up its cache (a ring of 4 slots with a window of 4); a
+    prefill of 6 then one token at a time gives its uncached forward's outputs."""
+    torch.manual_seed(0)
+    attn = CausalSelfAttention(dataclasses.replace(TINY, n_kv_heads=2, sliding_window=window))
+    x = torch.randn(2, 10, 32)
+    with torch.no_grad():
+        full = attn(x)
+        attn.setup_cache(2, 10, torch.float32, "cpu")
+        steps = [attn(x[:, :6], input_pos=torch.arange(6))]
+        steps += [attn(x[:, t : t + 1], input_pos=torch.tensor([t])) for t in range(6, 10)]
+    assert attn.kv_cache.k.shape[2] == (window or 10)
+    torch.testing.assert_close(torch.cat(steps, dim=1), full, rtol=1e-5, atol=1e-5)
+    attn.remove_cache()
+    assert attn.kv_cache is None
+
+
 @pytest.mark.parametrize(
     "changes",
     [
@@ -123,7 +143,7 @@ def test_each_lego_variant_trains(changes):
     x = torch.randint(0, 97, (4, 16))
     losses = []
     for _ in range(8):
-        _, loss = model(x[:, :-1], targets=x[:, 1:])
+        loss = lm_loss(model(x[:, :-1]), x[:, 1:])
         opt.zero_grad()
         loss.backward()
         opt.step()

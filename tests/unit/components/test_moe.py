@@ -17,6 +17,7 @@ from transformers.models.mixtral.modeling_mixtral import load_balancing_loss_fun
 from legollm.components.moe import MoE, load_balancing_loss
 from legollm.core.exceptions import ConfigError
 from legollm.models import DecoderLM, ModelConfig
+from legollm.models.loss import training_loss
 
 DIM, HIDDEN, EXPERTS = 16, 24, 5
 
@@ -92,11 +93,12 @@ def test_the_model_adds_the_weighted_router_loss_for_either_reduction():
     x = torch.randint(0, 64, (2, 12))
     y = torch.randint(0, 64, (2, 12))
     y[0, :5] = -100  # masked positions still route, as in transformers
-    logits, loss = model(x, targets=y)
+    logits = model(x)
+    loss = training_loss(model, logits, y)
     lm = torch.nn.functional.cross_entropy(logits.flatten(0, 1), y.flatten(), ignore_index=-100)
     aux = load_balancing_loss_func(tuple(b.ffn.router_logits for b in model.blocks), 4, top_k=2)
     torch.testing.assert_close(loss, lm + 0.5 * aux)
-    _, summed = model(x, targets=y, loss_reduction="sum")
+    summed = training_loss(model, model(x), y, "sum")
     torch.testing.assert_close(summed / (y != -100).sum(), loss)
 
 
@@ -109,3 +111,16 @@ def test_bad_mixture_configs_say_what_to_set():
         dataclasses.replace(TINY_MOE, n_experts_per_token=5)
     with pytest.raises(ConfigError, match="router_aux_loss_coef"):
         dataclasses.replace(TINY_MOE, router_aux_loss_coef=-1.0)
+
+
+def test_the_deprecated_targets_call_still_returns_logits_and_the_training_loss():
+    torch.manual_seed(0)
+    model = DecoderLM(dataclasses.replace(TINY_MOE, router_aux_loss_coef=0.5))
+    x, y = torch.randint(0, 64, (2, 12)), torch.randint(0, 64, (2, 12))
+    logits = model(x)
+    assert isinstance(logits, torch.Tensor) and logits.shape == (2, 12, 64)
+    want = training_loss(model, logits, y, "sum")
+    with pytest.warns(DeprecationWarning, match="training_loss"):
+        old_logits, loss = model(x, targets=y, loss_reduction="sum")
+    torch.testing.assert_close(old_logits, logits)
+    torch.testing.assert_close(loss, want)

@@ -15,6 +15,7 @@ from legollm.core.exceptions import ConfigError
 from legollm.finetuning.dataset import InstructionLoader, collate, pack_examples
 from legollm.models import DecoderLM, ModelConfig
 from legollm.models.decoder import document_positions
+from legollm.models.loss import lm_loss
 from legollm.training import TrainConfig, Trainer
 
 GPT2_STYLE = ModelConfig(vocab_size=64, context_length=32, n_layer=2, n_head=4, n_embd=32)
@@ -69,7 +70,8 @@ def test_a_packed_row_gives_each_example_its_own_logits_and_loss(name):
     packed = pack_examples(exs, max_length=16)  # rows: examples 0, 1, 2 and example 3
     x, y, docs = collate(packed, pad_id=0)
     with torch.no_grad():
-        logits, loss = model(x, targets=y, document_ids=docs, loss_reduction="sum")
+        logits = model(x, document_ids=docs)
+        loss = lm_loss(logits, y, "sum")
         leaky = model(x)
         alone_loss, k = torch.zeros(()), 0
         for row, (_, _, row_docs) in enumerate(packed):
@@ -77,8 +79,8 @@ def test_a_packed_row_gives_each_example_its_own_logits_and_loss(name):
                 cols = [i for i, d in enumerate(row_docs) if d == doc]
                 ex_x, ex_y = exs[k]
                 k += 1
-                alone, ex_loss = model(torch.tensor([ex_x]), targets=torch.tensor([ex_y]),
-                                       loss_reduction="sum")  # fmt: skip
+                alone = model(torch.tensor([ex_x]))
+                ex_loss = lm_loss(alone, torch.tensor([ex_y]), "sum")
                 torch.testing.assert_close(logits[row, cols], alone[0], rtol=1e-4, atol=1e-5)
                 if doc:  # without document ids, a later example sees the earlier ones
                     assert not torch.allclose(leaky[row, cols], alone[0], atol=1e-3)

@@ -120,8 +120,22 @@ def test_too_long_prompt_with_the_window_disabled_is_an_error():
     model = tiny_model()
     prompt = torch.randint(0, 97, (1, 30))
     with pytest.raises(GenerationError, match="exceeds the model's context of 32"):
+        generate(model, prompt, 5, crop_to_context=False)
+    assert generate(model, prompt, 5).shape == (1, 35)  # the default crops to the context
+
+
+def test_the_old_name_of_crop_to_context_still_works_and_says_it_is_deprecated():
+    model = tiny_model()
+    prompt = torch.randint(0, 97, (1, 30))
+    with (
+        pytest.warns(DeprecationWarning, match="crop_to_context"),
+        pytest.raises(GenerationError, match="exceeds the model's context of 32"),
+    ):
         generate(model, prompt, 5, slide_window=False)
-    assert generate(model, prompt, 5).shape == (1, 35)  # the default slides the window
+    with pytest.warns(DeprecationWarning, match="crop_to_context"):
+        assert torch.equal(
+            generate(model, prompt, 5, slide_window=True), generate(model, prompt, 5)
+        )
 
 
 def test_last_only_logits_equal_the_full_forward_at_the_last_position():

@@ -12,6 +12,7 @@ from torch import nn
 
 from legollm.core.exceptions import ConfigError, ModelLoadError
 from legollm.models import DecoderLM, ModelConfig
+from legollm.models.loss import lm_loss
 from legollm.peft import (
     LoRAConfig,
     LoRALinear,
@@ -87,7 +88,7 @@ def test_only_adapters_train_and_base_stays_frozen():
     model.train()
     x = ids()
     for _ in range(3):
-        _, loss = model(x[:, :-1], targets=x[:, 1:])
+        loss = lm_loss(model(x[:, :-1]), x[:, 1:])
         loss.backward()
         opt.step()
         opt.zero_grad()
@@ -192,7 +193,7 @@ def test_compiled_lora_model_matches_eager():
     model.train()
 
     def grads(m):
-        _, loss = m(x[:, :-1], targets=x[:, 1:])
+        loss = lm_loss(m(x[:, :-1]), x[:, 1:])
         loss.backward()
         g = {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
         model.zero_grad()

@@ -1,8 +1,8 @@
 """Fixtures for training tests: a tiny prepared dataset and a contract-following model.
 
 ``BigramLM`` is a test double (embedding -> dropout -> linear) with the DecoderLM
-training contract: ``model(x, targets=y, loss_reduction=...) -> (logits, loss)``, a
-``config`` with ``vocab_size``/``context_length``/``to_dict``. It lets the loop be
+training contract: ``model(x) -> logits``, ``model.aux_loss(y, reduction)`` (None: no
+auxiliary loss), a ``config`` with ``vocab_size``/``context_length``/``to_dict``. It lets the loop be
 tested without depending on the transformer; integration tests use the real DecoderLM.
 """
 
@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch.nn.functional as F
 from torch import nn
 
 
@@ -38,17 +37,11 @@ class BigramLM(nn.Module):
         self.norm = nn.LayerNorm(config.n_embd)
         self.head = nn.Linear(config.n_embd, config.vocab_size)
 
-    def forward(self, idx, targets=None, loss_reduction="mean"):
-        logits = self.head(self.norm(self.drop(self.emb(idx))))  # (B, T, V)
-        if targets is None:
-            return logits
-        loss = F.cross_entropy(
-            logits.flatten(0, 1).float(),
-            targets.flatten(),
-            ignore_index=-100,
-            reduction=loss_reduction,
-        )
-        return logits, loss
+    def forward(self, idx):
+        return self.head(self.norm(self.drop(self.emb(idx))))  # (B, T, V)
+
+    def aux_loss(self, targets, reduction="mean"):
+        return None
 
 
 def write_dataset(root: Path, vocab_size: int = 32, n_train: int = 4000, n_val: int = 600) -> Path:

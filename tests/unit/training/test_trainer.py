@@ -4,9 +4,11 @@ import json
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from legollm.core.exceptions import TrainingError
 from legollm.data.loader import TokenDataLoader
+from legollm.models import DecoderLM, ModelConfig
 from legollm.training import TrainConfig, Trainer
 from tests.unit.training.conftest import BigramConfig, BigramLM
 
@@ -122,7 +124,8 @@ def test_accumulation_normalises_by_real_tokens(tmp_path):
     t = Trainer(model, cfg, FixedLoader([(x1, y1), (x2, y2)]), run_dir=tmp_path)
     got = _grads_of_one_step(t)
     # oracle: plain mean cross entropy over all 27 real targets of the two batches
-    _, loss = ref(torch.cat([x1, x2]), targets=torch.cat([y1, y2]))
+    x, y = torch.cat([x1, x2]), torch.cat([y1, y2])
+    loss = F.cross_entropy(ref(x).flatten(0, 1), y.flatten(), ignore_index=-100)
     loss.backward()
     for n, p in ref.named_parameters():
         torch.testing.assert_close(got[n], p.grad, rtol=1e-5, atol=1e-7)
@@ -155,3 +158,26 @@ def test_compile_failure_falls_back_to_eager(dataset, tmp_path, monkeypatch):
     comp = make_trainer(dataset, tmp_path / "c", max_iters=3, compile=True)
     comp.fit()
     assert losses(comp) == losses(eager)
+
+
+def test_mfu_counts_the_experts_a_token_uses_not_all_of_them(tmp_path, monkeypatch):
+    """A token goes through 2 of the 4 experts (and the router): MFU's 6N counts those.
+
+    N is written out from the config (RMSNorm weights, GQA projections, no biases,
+    an untied head); the FLOPs are PaLM's 6N + 12 * layers * heads * head_dim * T.
+    """
+    C, V, L, nh, nkv, hd, E, k, H, T = 32, 64, 2, 4, 2, 8, 4, 2, 48, 8
+    config = ModelConfig(
+        vocab_size=V, context_length=16, n_layer=L, n_head=nh, n_kv_heads=nkv, n_embd=C,
+        norm="rmsnorm", position="rope", ffn="moe", n_experts=E, n_experts_per_token=k,
+        ffn_hidden=H, qkv_bias=False, attn_out_bias=False, mlp_bias=False, norm_bias=False,
+        tie_embeddings=False,
+    )  # fmt: skip
+    per_layer = 2 * C + 2 * C * nh * hd + 2 * C * nkv * hd + C * E + k * 3 * C * H
+    active = 2 * V * C + C + L * per_layer
+    x = torch.randint(0, V, (2, T))
+    cfg = TrainConfig(batch_size=2, block_size=T, progress=False, device="cpu")
+    trainer = Trainer(DecoderLM(config), cfg, FixedLoader([(x, x)]), run_dir=tmp_path)
+    monkeypatch.setattr("legollm.training.trainer.peak_flops", lambda device: 1e12)
+    want = (6 * active + 12 * L * nh * hd * T) * 5000.0 / 1e12
+    assert trainer._mfu(5000.0) == pytest.approx(want, rel=1e-12)
