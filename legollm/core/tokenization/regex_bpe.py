@@ -30,7 +30,6 @@ import time
 import unicodedata
 from array import array
 from collections import Counter
-from collections.abc import Callable
 from itertools import chain, repeat
 
 import regex
@@ -166,14 +165,12 @@ class RegexBPETokenizer(Tokenizer):
         warn_if_short(vocab_size, self.vocab_size, "every pre-split chunk of the text")
 
     # -- encoding -------------------------------------------------------------
-    # Both rules run the same merge loop (_merge_by_rank): they differ only in what a
-    # chunk's parts are and how a pair is ranked. Our rule: parts are ids, a pair's rank
-    # is its merge id, and the merged part is that id. tiktoken's rule: parts are bytes,
-    # a pair's rank is the id of their concatenation, and the merged part is the bytes.
+    # Both rules run one merge loop (_merge_by_rank): they differ only in what a chunk's
+    # parts are and how a pair is ranked.
     def _encode_chunk(self, chunk: bytes) -> list[int]:
         """Our trainer's rule: the adjacent pair with the lowest merge id was learned first."""
         ids = [self._byte_ids[b] for b in chunk]
-        return _merge_by_rank(ids, self.merges, _pair, _keep_rank)
+        return _merge_by_rank(ids, self.merges, by_bytes=False)
 
     def _encode_chunk_whole_first(self, chunk: bytes) -> list[int]:
         idx = self._token_ids.get(chunk)
@@ -186,7 +183,7 @@ class RegexBPETokenizer(Tokenizer):
         if idx is not None:
             return [idx]
         parts = [chunk[i : i + 1] for i in range(len(chunk))]
-        parts = _merge_by_rank(parts, self._token_ids, bytes.__add__, _concat)
+        parts = _merge_by_rank(parts, self._token_ids, by_bytes=True)
         return [self._token_ids[p] for p in parts]
 
     def encode_ordinary(self, text: str) -> list[int]:
@@ -301,27 +298,13 @@ class RegexBPETokenizer(Tokenizer):
         save_tiktoken(self, path)
 
 
-def _pair(a: int, b: int) -> tuple[int, int]:
-    return a, b  # our rule looks a pair up in the merges
+def _merge_by_rank(parts: list, ranks: dict, by_bytes: bool) -> list:
+    """BPE on one chunk, for both rules: merge the adjacent pair of lowest rank
+    (leftmost on ties) until no pair has a rank.
 
-
-def _pair_keys(key: Callable, parts: list):
-    """The key of every neighbouring pair; zip builds plain pairs in C, a loop would not."""
-    return zip(parts, parts[1:], strict=False) if key is _pair else map(key, parts, parts[1:])
-
-
-def _keep_rank(a, b, rank: int):
-    return rank  # our rule: the merged pair's id is its rank
-
-
-def _concat(a: bytes, b: bytes, rank: int) -> bytes:
-    return a + b  # tiktoken's rule: the merged part is the bytes (its id is the rank)
-
-
-def _merge_by_rank(parts: list, ranks_of: dict, key: Callable, join: Callable) -> list:
-    """BPE on one chunk: merge the adjacent pair of lowest rank (leftmost on ties) into
-    ``join(a, b, rank)``, until no pair has a rank. A pair's rank is
-    ``ranks_of[key(a, b)]``; a pair without one never merges.
+    Our rule (``by_bytes=False``): parts are ids, a pair ``(a, b)`` is ranked by its merge
+    id and becomes that id. tiktoken's rule (``by_bytes=True``): parts are bytes, a pair
+    is ranked by the id of ``a + b`` and becomes ``a + b``.
 
     The ranks of neighbouring pairs live in a list, so after a merge only the two pairs
     around it are ranked again and min()/index() find the next one in C. Long chunks
@@ -329,35 +312,45 @@ def _merge_by_rank(parts: list, ranks_of: dict, key: Callable, join: Callable) -
     per pass, which gives the same parts without the quadratic cost.
     """
     if len(parts) > _LONG_CHUNK:
-        return _merge_by_rank_long(parts, ranks_of, key, join)
-    get = ranks_of.get
-    ranks = list(map(get, _pair_keys(key, parts), repeat(_NO_MERGE)))
-    while ranks:
-        best = min(ranks)
+        return _merge_by_rank_long(parts, ranks, by_bytes)
+    get = ranks.get
+    pairs = (
+        map(bytes.__add__, parts, parts[1:]) if by_bytes else zip(parts, parts[1:], strict=False)
+    )
+    pair_ranks = list(map(get, pairs, repeat(_NO_MERGE)))
+    while pair_ranks:
+        best = min(pair_ranks)
         if best == _NO_MERGE:
             break
-        i = ranks.index(best)
-        merged = join(parts[i], parts[i + 1], best)
+        i = pair_ranks.index(best)
+        merged = parts[i] + parts[i + 1] if by_bytes else best
         parts[i : i + 2] = (merged,)
-        del ranks[i]
-        if i < len(ranks):
-            ranks[i] = get(key(merged, parts[i + 1]), _NO_MERGE)
+        del pair_ranks[i]
+        if i < len(pair_ranks):
+            right = parts[i + 1]
+            pair_ranks[i] = get(merged + right if by_bytes else (merged, right), _NO_MERGE)
         if i:
-            ranks[i - 1] = get(key(parts[i - 1], merged), _NO_MERGE)
+            left = parts[i - 1]
+            pair_ranks[i - 1] = get(left + merged if by_bytes else (left, merged), _NO_MERGE)
     return parts
 
 
-def _merge_by_rank_long(parts: list, ranks_of: dict, key: Callable, join: Callable) -> list:
+def _merge_by_rank_long(parts: list, ranks: dict, by_bytes: bool) -> list:
     """Each pass merges every occurrence of the best pair, left to right."""
     while len(parts) >= 2:
-        ranks = list(map(ranks_of.get, _pair_keys(key, parts), repeat(_NO_MERGE)))
-        best = min(ranks)
+        pairs = (
+            map(bytes.__add__, parts, parts[1:])
+            if by_bytes
+            else zip(parts, parts[1:], strict=False)
+        )
+        pair_ranks = list(map(ranks.get, pairs, repeat(_NO_MERGE)))
+        best = min(pair_ranks)
         if best == _NO_MERGE:
             break
         out, i, n = [], 0, len(parts)
         while i < n:
-            if i + 1 < n and ranks[i] == best:
-                out.append(join(parts[i], parts[i + 1], best))
+            if i + 1 < n and pair_ranks[i] == best:
+                out.append(parts[i] + parts[i + 1] if by_bytes else best)
                 i += 2
             else:
                 out.append(parts[i])

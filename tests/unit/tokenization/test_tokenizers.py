@@ -225,6 +225,23 @@ def test_long_chunks_match_tiktoken(gpt2_pair, shared_data, monkeypatch, thresho
 
 
 @pytest.mark.parametrize("threshold", [0, 10**9])
+def test_the_rank_rule_on_both_merge_paths_matches_tiktoken(gpt2_pair, tmp_path, monkeypatch,
+                                                             threshold):  # fmt: skip
+    """GPT-2's ranks read as a .tiktoken file take the byte path of the one merge loop
+    (tiktoken's rule); long and short chunks must give tiktoken's ids there too."""
+    import legollm.core.tokenization.regex_bpe as rb
+
+    monkeypatch.setattr(rb, "_LONG_CHUNK", threshold)
+    ours, oracle = gpt2_pair
+    ours.save_tiktoken(tmp_path / "gpt2.tiktoken")
+    ranked = RegexBPETokenizer.from_tiktoken(tmp_path / "gpt2.tiktoken", GPT2_SPLIT_PATTERN)
+    assert ranked.bpe_mode == "ranks"
+    for s in LONG_CHUNKS:
+        text = "hello " + s + " world, it's 1234 naïve"
+        assert ranked.encode_ordinary(text) == oracle.encode_ordinary(text), s[:20]
+
+
+@pytest.mark.parametrize("threshold", [0, 10**9])
 def test_both_merge_paths_equal_the_textbook_loop(shared_data, monkeypatch, threshold):
     import legollm.core.tokenization.regex_bpe as rb
 
