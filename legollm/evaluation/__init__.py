@@ -1,0 +1,24 @@
+"""Measuring a model: perplexity and bits per byte on text (``legollm eval``).
+
+Evaluation sits beside fine-tuning: it needs a model and its tokenizer (the one
+loader, :func:`legollm.models.loading.load_model`) and, for a prepared split, the
+data layer's reader of ``.bin`` files.
+"""
+
+from legollm.evaluation.perplexity import (
+    PerplexityResult,
+    perplexity,
+    perplexity_of_ids,
+    perplexity_of_split,
+    read_text_ids,
+    token_nll,
+)
+
+__all__ = [
+    "PerplexityResult",
+    "perplexity",
+    "perplexity_of_ids",
+    "perplexity_of_split",
+    "read_text_ids",
+    "token_nll",
+]
