@@ -40,13 +40,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from legollm.core.exceptions import ConfigError
     from legollm.core.runtime import resolve_device
     from legollm.evaluation import perplexity, perplexity_of_split
     from legollm.models.loading import load_model
 
-    if args.batch_size < 1:
-        raise ConfigError(f"--batch-size must be >= 1, got {args.batch_size}")
     device = resolve_device(args.device or "auto")
     dtype = getattr(torch, args.dtype) if args.dtype else None
     loaded = load_model(args.model, args.tokenizer, device=device, dtype=dtype)

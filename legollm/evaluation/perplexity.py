@@ -119,6 +119,8 @@ def token_nll(
     """
     context = window_length(model)
     stride = check_stride(stride, context)
+    if batch_size < 1:
+        raise ConfigError(f"batch_size must be >= 1 (windows per forward), got {batch_size}")
     ids = torch.as_tensor(np.asarray(ids, dtype=np.int64))
     if ids.numel() < 2:
         raise DataError(

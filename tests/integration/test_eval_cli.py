@@ -88,6 +88,7 @@ def test_readable_table(run_dir, tmp_path, capsys):
         ("t", [], "at least two"),
         (TEXT, ["--stride", "0"], "stride must be between 1 and"),
         (TEXT, ["--stride", str(CONTEXT + 1)], "stride must be between 1 and"),
+        (TEXT, ["--batch-size", "0"], "batch_size must be >= 1"),
     ],
 )
 def test_bad_input_is_one_line(run_dir, tmp_path, capsys, content, extra, message):
@@ -98,3 +99,10 @@ def test_bad_input_is_one_line(run_dir, tmp_path, capsys, content, extra, messag
     assert main(["eval", str(d), "--text", str(path), "--device", "cpu", *extra]) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message in err and err.count("\n") == 1
+
+
+def test_a_model_that_cannot_be_loaded_is_one_line(tmp_path, capsys):
+    (tmp_path / "t.txt").write_text(TEXT, encoding="utf-8")
+    assert main(["eval", str(tmp_path / "nowhere"), "--text", str(tmp_path / "t.txt")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: model") and "not found" in err and err.count("\n") == 1
