@@ -9,6 +9,11 @@ left context as its window gives: at least ``context_length - stride`` tokens
 once the first window is past. A smaller stride gives more context per token and
 costs more forwards (``stride = context_length``: non-overlapping windows).
 
+One difference from the guide's loop: its windows hold ``context_length`` tokens and
+score the last ones, so the first token of each window is scored by none when the
+stride equals the context. Here a window feeds ``context_length`` tokens and scores
+the token after each, so no token is skipped at any stride up to the context.
+
 The first token of the text is never scored: nothing precedes it to predict it
 from. A result over N tokens therefore averages N - 1 losses.
 
