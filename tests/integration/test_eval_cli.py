@@ -106,3 +106,13 @@ def test_a_model_that_cannot_be_loaded_is_one_line(tmp_path, capsys):
     assert main(["eval", str(tmp_path / "nowhere"), "--text", str(tmp_path / "t.txt")]) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: model") and "not found" in err and err.count("\n") == 1
+
+
+def test_a_data_dir_without_the_split_is_one_line(run_dir, tmp_path, capsys):
+    d, _, _ = run_dir
+    meta = {"vocab_size": 288, "dtype": "uint16", "num_tokens": {"val": 0},
+            "tokenizer": {"type": "legollm", "path": str(d / "tok.json")}}  # fmt: skip
+    (tmp_path / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
+    assert main(["eval", str(d), "--data-dir", str(tmp_path), "--split", "test"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: no 'test' split") and err.count("\n") == 1
