@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from tqdm import tqdm
 
 from legollm.core.exceptions import ConfigError, DataError
 from legollm.data.meta import DTYPES, check_split_file, read_meta
@@ -159,20 +160,8 @@ def _batch(ids: torch.Tensor, spans: list[tuple[int, int, int]]):
     return x, y
 
 
-class _NoBar:
-    def update(self, n: int) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-def _progress(total: int, show: bool):
-    if not show:
-        return _NoBar()
-    from tqdm import tqdm  # optional: only when a bar is asked for
-
-    return tqdm(total=total, unit="window", desc="perplexity")
+def _progress(total: int, show: bool) -> tqdm:
+    return tqdm(total=total, unit="window", desc="perplexity", disable=not show)
 
 
 def perplexity_of_ids(
