@@ -4,12 +4,14 @@
 # uv is installed with pip when it is missing; `uv sync` then builds .venv from uv.lock.
 
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
+# extra `uv sync` flags, e.g. SYNC_FLAGS="--group gguf" (.ci/run adds the optional test groups)
+SYNC_FLAGS ?=
 
 .PHONY: setup demo test lint format bench
 
 setup:
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
-	@$(UV) sync --locked --quiet
+	@$(UV) sync --locked --quiet $(SYNC_FLAGS)
 
 demo: setup
 	@$(UV) run --locked legollm demo
