@@ -6,7 +6,15 @@ this class with different config fields; architectures only add presets and
 weight maps.
 
 ``forward`` returns the logits, nothing else; the loss is computed from them
-(``legollm.models.loss.training_loss``).
+(``legollm.models.loss.training_loss``). ``return_hidden=True`` stops before the
+head, returning the final norm's output instead: ``chunked_lm_loss`` projects it
+onto the vocabulary a slice of tokens at a time, so the (tokens x vocab) logits
+never exist whole.
+
+Two memory savers for training, both exact (the same loss and gradients):
+``activation_checkpointing = True`` keeps only each block's input for the
+backward pass and recomputes the block's insides there (one more forward per
+block, a fraction of the activations), and the chunked loss above.
 
 For inference, ``setup_kv_cache`` has each layer's attention set up its cache
 (only ``sliding_window`` slots for a sliding-window model); then every forward
@@ -28,6 +36,7 @@ import warnings
 
 import torch
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from legollm.components.block import Block
 from legollm.components.linear import Linear
@@ -40,6 +49,10 @@ from legollm.models.loss import IGNORE_INDEX, training_loss
 
 
 class DecoderLM(nn.Module):
+    activation_checkpointing: bool = False
+    """Recompute each block in the backward pass instead of keeping its activations
+    (training only; a training switch, so not part of the saved ModelConfig)."""
+
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         c = self.config = config
@@ -149,6 +162,7 @@ class DecoderLM(nn.Module):
         attention_mask: torch.Tensor | None = None,
         document_ids: torch.Tensor | None = None,
         last_only: bool = False,
+        return_hidden: bool = False,
         loss_reduction: str = "mean",
     ) -> torch.Tensor:
         """Logits (B, T, vocab) for token ids (B, T); the loss is ``training_loss`` of them.
@@ -161,6 +175,8 @@ class DecoderLM(nn.Module):
         cache only. ``last_only=True`` projects only the last position onto the
         vocabulary (logits (B, 1, vocab)): all that decoding needs from a prefill,
         and it skips the largest matrix multiply for every other prompt token.
+        ``return_hidden=True`` returns the final norm's output (B, T, C), what the
+        head would project: the input of ``legollm.models.loss.chunked_lm_loss``.
 
         ``targets`` (deprecated) returns ``(logits, training_loss(...))`` instead.
         """
@@ -175,11 +191,19 @@ class DecoderLM(nn.Module):
             x = x + self.pos_emb(position_ids)
         x = self.drop(x)
         rope = self._rope(position_ids)
+        recompute = self.activation_checkpointing and self.training and torch.is_grad_enabled()
         for block in self.blocks:
-            x = block(x, rope, input_pos, attention_mask, document_ids)
+            if recompute:  # keep only x; the backward pass runs the block again
+                x = checkpoint(block, x, rope, input_pos, attention_mask, document_ids,
+                               use_reentrant=False)  # fmt: skip
+            else:
+                x = block(x, rope, input_pos, attention_mask, document_ids)
         if last_only and targets is None:
             x = x[:, -1:]
-        logits = self.lm_head(self.norm(x))  # (B, T, vocab)
+        x = self.norm(x)
+        if return_hidden and targets is None:
+            return x
+        logits = self.lm_head(x)  # (B, T, vocab)
         if targets is None:
             return logits
         warnings.warn(

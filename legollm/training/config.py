@@ -79,6 +79,10 @@ class TrainConfig:
     # epochs mode: train this many whole passes; sets max_iters from the data
     # (epochs * batches per epoch // grad_accum_steps), so give one or the other
     epochs: int | None = None
+    # memory: recompute each block in the backward pass instead of keeping its activations
+    activation_checkpointing: bool = False
+    # memory: head + cross-entropy this many tokens at a time, never the whole logits
+    loss_chunk_size: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # free-form notes kept with the run
 
     def __post_init__(self) -> None:
@@ -113,6 +117,10 @@ class TrainConfig:
                 value is None or self.loader_mode == "epochs",
                 f"{name} needs loader_mode: epochs (it is {self.loader_mode!r})",
             )
+        need(
+            self.loss_chunk_size is None or self.loss_chunk_size >= 1,
+            f"loss_chunk_size must be >= 1 (or null for the whole batch), got {self.loss_chunk_size}",
+        )
         need(self.schedule in SCHEDULES, f"schedule must be one of {SCHEDULES}")
 
     # -- (de)serialisation

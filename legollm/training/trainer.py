@@ -36,7 +36,7 @@ from legollm.core.runtime import resolve_device, resolve_precision, unwrap_model
 from legollm.core.utils import atomic_write, remove_stale_temps
 from legollm.models.config import ModelConfig
 from legollm.models.decoder import count_active_parameters, count_parameters
-from legollm.models.loss import lm_loss
+from legollm.models.loss import chunked_lm_loss, lm_loss
 from legollm.training.checkpoint import (
     load_checkpoint,
     rng_state,
@@ -89,6 +89,8 @@ class Trainer:
         self.train_loader, self.val_loader = train_loader, val_loader
         self.tokenizer = tokenizer
         self._check_data_fits_model()
+        if config.activation_checkpointing:
+            self._enable_activation_checkpointing()
 
         self.autocast_dtype = resolve_precision(config.precision, self.device)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.autocast_dtype == torch.float16)
@@ -140,6 +142,14 @@ class Trainer:
                 f"lower block_size or raise context_length"
             )
 
+    def _enable_activation_checkpointing(self) -> None:
+        if not hasattr(self.raw_model, "activation_checkpointing"):
+            raise TrainingError(
+                f"activation_checkpointing: {type(self.raw_model).__name__} has no such switch "
+                "(DecoderLM has); set activation_checkpointing: false"
+            )
+        self.raw_model.activation_checkpointing = True
+
     # ------------------------------------------------------------------ one step
     def _autocast(self) -> contextlib.AbstractContextManager:
         if self.autocast_dtype is None:
@@ -190,9 +200,14 @@ class Trainer:
         """The batch's loss, summed over its units or their mean (``reduction``)."""
         x, y, *inputs = batch
         extra = inputs[0] if inputs else {}  # e.g. document_ids of packed rows
-        logits = model(x, **extra)  # through the DDP / compile wrappers
-        fused = self._compiled and model is self.model  # the step that can fall back to eager
-        loss = (_compiled_lm_loss() if fused else lm_loss)(logits, y, reduction)
+        chunk = self.config.loss_chunk_size
+        if chunk:  # the head runs inside the loss, a slice of tokens at a time
+            hidden = model(x, return_hidden=True, **extra)  # through the DDP / compile wrappers
+            loss = chunked_lm_loss(hidden, unwrap_model(model).lm_head, y, chunk, reduction)
+        else:
+            logits = model(x, **extra)  # through the DDP / compile wrappers
+            fused = self._compiled and model is self.model  # the step that can fall back
+            loss = (_compiled_lm_loss() if fused else lm_loss)(logits, y, reduction)
         aux = unwrap_model(model).aux_loss(y, reduction)  # a mixture of experts' router balance
         return loss if aux is None else loss + aux
 
