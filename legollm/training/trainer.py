@@ -45,6 +45,7 @@ from legollm.training.checkpoint import (
 )
 from legollm.training.config import TrainConfig
 from legollm.training.distributed import current_dist_info
+from legollm.training.memory import peak_memory
 from legollm.training.logging import (
     ProgressBar,
     RunLogger,
@@ -416,6 +417,9 @@ class Trainer:
                         "lr": lr_at(self.step - 1, cfg),
                         "tokens_per_s": tokens_per_s,
                     }
+                    peak = peak_memory(self.device)  # this rank's, since the process began
+                    if peak is not None:
+                        record["peak_memory_gb"] = peak / 1e9
                     mfu = self._mfu(tokens_per_s)
                     post = {"loss": f"{loss_val:.4f}", "lr": f"{record['lr']:.2e}"}
                     post["tok/s"] = f"{tokens_per_s:,.0f}"
