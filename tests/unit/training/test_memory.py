@@ -149,3 +149,37 @@ def measured_steps(tmp_path_factory) -> dict[str, tuple[int, int]]:
 def test_estimate_is_within_a_quarter_of_the_measured_step(case, measured_steps):
     measured, estimated = measured_steps[case]
     assert estimated == pytest.approx(measured, rel=0.25), (measured, estimated)
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux /proc")
+def test_trainer_with_both_savers_trains_the_same_and_logs_peak_memory(dataset, tmp_path):
+    """The config switches reach the model and the loss: the same losses step for step
+    (the savers are exact), and every logged step carries the process's peak memory."""
+    from legollm.data.loader import TokenDataLoader
+    from legollm.training.trainer import Trainer
+
+    def status(key):
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) * 1024 for line in f if line.startswith(key))
+
+    before = {}
+
+    def run(name, **savers):
+        cfg = TrainConfig(batch_size=4, block_size=16, max_iters=3, eval_iters=0, log_interval=1,
+                          progress=False, plot=False, device="cpu", precision="fp32",
+                          save_checkpoints=False, **savers)  # fmt: skip
+        torch.manual_seed(0)
+        model = DecoderLM(ModelConfig(**{**LLAMA, "vocab_size": 32, "n_layer": 2}))
+        loader = TokenDataLoader(dataset, cfg.batch_size, cfg.block_size, split="train", seed=0)
+        trainer = Trainer(model, cfg, loader, run_dir=tmp_path / name)
+        before[name] = status("VmRSS:")
+        trainer.fit()
+        return [json.loads(line) for line in (tmp_path / name / "metrics.jsonl").open()]
+
+    plain = run("plain")
+    saved = run("savers", activation_checkpointing=True, loss_chunk_size=10)
+    for a, b in zip(plain, saved, strict=True):
+        assert b["loss"] == pytest.approx(a["loss"], abs=1e-6)
+    # the peak RSS so far: at least what was held before the run, at most the peak now
+    peaks = [r["peak_memory_gb"] * 1e9 for r in saved]
+    assert before["savers"] <= peaks[0] <= peaks[-1] <= status("VmHWM:")
