@@ -45,7 +45,6 @@ from legollm.training.checkpoint import (
 )
 from legollm.training.config import TrainConfig
 from legollm.training.distributed import current_dist_info
-from legollm.training.memory import peak_memory
 from legollm.training.logging import (
     ProgressBar,
     RunLogger,
@@ -54,6 +53,7 @@ from legollm.training.logging import (
     plot_metrics,
     read_metrics,
 )
+from legollm.training.memory import peak_memory
 from legollm.training.optim import build_optimizer
 from legollm.training.schedule import lr_at
 

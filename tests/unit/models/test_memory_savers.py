@@ -24,8 +24,17 @@ def tiny(**overrides) -> DecoderLM:
 
 
 def llama_like(**overrides) -> DecoderLM:
-    llama = dict(norm="rmsnorm", position="rope", ffn="swiglu", n_kv_heads=2, qkv_bias=False,
-                 attn_out_bias=False, mlp_bias=False, norm_bias=False, tie_embeddings=False)
+    llama = dict(
+        norm="rmsnorm",
+        position="rope",
+        ffn="swiglu",
+        n_kv_heads=2,
+        qkv_bias=False,
+        attn_out_bias=False,
+        mlp_bias=False,
+        norm_bias=False,
+        tie_embeddings=False,
+    )
     return tiny(**{**llama, **overrides})  # fmt: skip
 
 
