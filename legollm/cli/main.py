@@ -24,6 +24,7 @@ SUBCOMMAND_MODULES = [
     "legollm.cli.tokenizer",
     "legollm.cli.data",
     "legollm.cli.train",
+    "legollm.cli.consolidate",
     "legollm.cli.generate",
     "legollm.cli.chat",
     "legollm.cli.eval",
