@@ -25,6 +25,7 @@ SUBCOMMAND_MODULES = [
     "legollm.cli.data",
     "legollm.cli.train",
     "legollm.cli.estimate",
+    "legollm.cli.consolidate",
     "legollm.cli.generate",
     "legollm.cli.chat",
     "legollm.cli.eval",

@@ -71,7 +71,7 @@ def run_finetuning_command(args: argparse.Namespace, config_cls, runner) -> int:
                 f"val pairs: accuracy {m['accuracy']:.3f}, reward margin {m['margin']:.4f} "
                 f"(chosen {m['reward_chosen']:.4f}, rejected {m['reward_rejected']:.4f})"
             )
-        print(f"checkpoint: {summary['run_dir']}/latest.pt")
+        print(f"checkpoint: {summary['checkpoint']}")
         for key in ("adapter", "responses", "plot"):
             if summary.get(key):
                 print(f"{key + ':':<11} {summary[key]}")

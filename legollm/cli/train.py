@@ -67,7 +67,7 @@ def train_and_report(cfg, resume: bool = False, overwrite: bool = False) -> int:
             + (f", val loss {val:.4f}" if val is not None else "")
             + f", {summary['tokens_per_s']:,.0f} tokens/s"
         )
-        print(f"checkpoint: {trainer.run_dir / 'latest.pt'}")
+        print(f"checkpoint: {trainer.checkpoint_path('latest')}")
         if summary["plot"]:
             print(f"loss plot:  {summary['plot']}")
     return 0

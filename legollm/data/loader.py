@@ -237,12 +237,24 @@ class TokenDataLoader:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        keys = ("seed", "mode", "batch_size", "block_size", "world_size", "num_tokens", "stride")
-        for key in keys:
+        """Continue from ``state``. Every step draws ``batch_size * world_size`` windows and
+        rank r keeps slice r, so a state carries over to another number of ranks as long
+        as that product (the global batch) is the same: 2 ranks x 4 == 1 rank x 8."""
+        for key in ("seed", "mode", "block_size", "num_tokens", "stride"):
             if key in state and state[key] != getattr(self, key):
                 raise ConfigError(
                     f"loader state has {key}={state[key]!r} but this loader has "
                     f"{getattr(self, key)!r}; resume with the same data and settings"
+                )
+        if "batch_size" in state:
+            theirs = state["batch_size"] * state.get("world_size", 1)
+            if theirs != self.batch_size * self.world_size:
+                raise ConfigError(
+                    f"loader state has a global batch of {theirs} ({state['batch_size']} x "
+                    f"{state.get('world_size', 1)} ranks) but this loader draws "
+                    f"{self.batch_size * self.world_size} ({self.batch_size} x "
+                    f"{self.world_size}); set batch_size so that batch_size x ranks is "
+                    f"{theirs} to resume"
                 )
         self.step = int(state["step"])
 

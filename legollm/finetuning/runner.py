@@ -213,8 +213,8 @@ class FinetuneTrainer(Trainer):
         return FinetuneMeta(format=cfg.format, system=cfg.system, train_on=cfg.train_on,
                             init=str(cfg.init), data=str(cfg.data), objective=cfg.kind)  # fmt: skip
 
-    def state_dict(self) -> dict[str, Any]:
-        state = super().state_dict()
+    def run_state(self) -> dict[str, Any]:
+        state = super().run_state()
         state["sft"] = self.meta().to_dict()
         return state
 
@@ -272,15 +272,16 @@ def write_run_files(trainer: FinetuneTrainer) -> dict[str, str]:
     """After ``fit``: the adapter files and the test split's responses, beside the checkpoint."""
     run, run_dir = trainer.run, Path(trainer.run_dir)
     paths: dict[str, str] = {}
+    model = trainer.full_model()  # gathered from every rank's shards under fsdp
     if not trainer.is_main or run is None:
         return paths
     if run.lora is not None:
-        paths["adapter"] = str(save_adapter(trainer.raw_model, run_dir / "adapter"))
+        paths["adapter"] = str(save_adapter(model, run_dir / "adapter"))
     test, limit = run.test, run.config.max_test_responses
     if limit is not None:
         test = test[:limit]
     if test:
-        responses = generate_responses(trainer.raw_model, run.format, run.tokenizer, test,
+        responses = generate_responses(model, run.format, run.tokenizer, test,
                                        run.config.max_new_tokens, device=trainer.device)  # fmt: skip
         with atomic_write(run_dir / RESPONSES_NAME) as f:
             json.dump(responses, f, indent=2, ensure_ascii=False)

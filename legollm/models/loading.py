@@ -170,6 +170,11 @@ def load_model(
         spec = override or spec_for_path(path)
         loaded = LoadedModel(model, None, spec, "hf", path,
                              model_type=read_hf_config(path).get("model_type"))  # fmt: skip
+    elif path.suffix == ".dcp" or (path / "latest.dcp").is_dir():
+        raise ModelLoadError(
+            f"{path} holds a sharded checkpoint (a strategy: fsdp run); join its shards "
+            f"into one file first: legollm consolidate {path}"
+        )
     else:
         raise ModelLoadError(
             f"{path} is neither a LegoLLM checkpoint (a .pt file or a run directory with "

@@ -25,6 +25,7 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 LOSS_NORMS = ("tokens", "micro_steps")
 LOADER_MODES = ("random", "sequential", "epochs")  # see legollm.data.loader
 DECAY_PARAMS = ("matrices", "all")  # see legollm.training.optim
+STRATEGIES = ("ddp", "fsdp")  # see legollm.training.distributed / legollm.training.sharding
 
 
 @dataclass
@@ -72,6 +73,10 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda | mps
     precision: str = "auto"  # auto (bf16 where native: CUDA, AVX512-BF16/AMX) | fp32 | bf16 | fp16
     compile: bool = False
+    # ddp: every rank holds the whole model, gradients and optimizer state (gradients
+    # averaged); fsdp: each holds 1/world_size of them (legollm.training.sharding)
+    strategy: str = "ddp"
+    fsdp_cpu_offload: bool = False  # fsdp on CUDA: shards and optimizer state in host memory
     threads: int | None = None  # torch intra-op threads on CPU; None = torch's default
     seed: int = 1337
     loader_mode: str = "random"  # random | sequential | epochs (stride windows, shuffled passes)
@@ -122,6 +127,23 @@ class TrainConfig:
             f"loss_chunk_size must be >= 1 (or null for the whole batch), got {self.loss_chunk_size}",
         )
         need(self.schedule in SCHEDULES, f"schedule must be one of {SCHEDULES}")
+        need(
+            self.strategy in STRATEGIES,
+            f"strategy must be one of {STRATEGIES}, got {self.strategy!r}",
+        )
+        need(
+            not self.fsdp_cpu_offload or self.strategy == "fsdp",
+            "fsdp_cpu_offload needs strategy: fsdp",
+        )
+        need(
+            not self.fsdp_cpu_offload or self.device != "cpu",
+            "fsdp_cpu_offload moves GPU memory to the host; it needs a CUDA device",
+        )
+        need(
+            self.strategy != "fsdp" or self.precision != "fp16",
+            "strategy fsdp trains in fp32 or bf16 (fp16's loss scaler would have to see "
+            "every rank's shards); use precision: bf16",
+        )
 
     # -- (de)serialisation
     def to_dict(self) -> dict[str, Any]:
@@ -185,6 +207,7 @@ __all__ = [
     "LOADER_MODES",
     "LOSS_NORMS",
     "PRECISIONS",
+    "STRATEGIES",
     "TrainConfig",
     "apply_overrides",
 ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ from legollm.training.distributed import init_distributed
 from legollm.training.presets import model_preset
 from legollm.training.trainer import Trainer
 
-RUN_FILES = ("latest.pt", "best.pt", "metrics.jsonl")
+RUN_FILES = ("latest.pt", "best.pt", "latest.dcp", "best.dcp", "metrics.jsonl")
 """The files that make a directory a run: a fresh run there would replace them."""
 RUN_OUTPUTS = (*RUN_FILES, "loss.png", "test_responses.json",
                f"adapter/{ADAPTER_CONFIG}", f"adapter/{ADAPTER_WEIGHTS}")  # fmt: skip
@@ -57,7 +58,10 @@ def claim_run_dir(run_dir: str | Path, *, resume: bool = False, overwrite: bool 
             "replace it with --overwrite, or set another run_dir"
         )
     for name in RUN_OUTPUTS:
-        (path / name).unlink(missing_ok=True)
+        if (path / name).is_dir():  # a sharded checkpoint (strategy: fsdp)
+            shutil.rmtree(path / name)
+        else:
+            (path / name).unlink(missing_ok=True)
     if (path / "adapter").is_dir() and not any((path / "adapter").iterdir()):
         (path / "adapter").rmdir()
     return path
@@ -146,10 +150,14 @@ def with_epoch_length(cfg: TrainConfig, batches_per_epoch: int) -> TrainConfig:
 
 
 def resume_latest(trainer, run_dir) -> None:
-    """``--resume``: continue from ``run_dir/latest.pt``, which must exist."""
-    ckpt = Path(run_dir) / "latest.pt"
-    if not ckpt.is_file():
-        raise TrainingError(f"--resume: no checkpoint at {ckpt}; train without --resume first")
+    """``--resume``: continue from ``run_dir/latest.pt`` (``latest.dcp`` under fsdp)."""
+    ckpt = Path(run_dir) / trainer.checkpoint_path("latest").name
+    if not ckpt.exists():
+        other = ckpt.with_suffix(".pt" if ckpt.suffix == ".dcp" else ".dcp")
+        hint = f" (there is {other.name}: set strategy to the run's)" if other.exists() else ""
+        raise TrainingError(
+            f"--resume: no checkpoint at {ckpt}{hint}; train without --resume first"
+        )
     trainer.resume(ckpt)
     if trainer.step >= trainer.config.max_iters:
         raise TrainingError(

@@ -15,6 +15,9 @@ What one step does, and why:
 
 Evaluation runs every ``eval_interval`` steps on the same fixed validation batches,
 then ``latest.pt`` is written (and ``best.pt`` when the val loss improved), from rank 0.
+With ``strategy: fsdp`` (see :mod:`legollm.training.sharding`) the model and optimizer
+are sharded across ranks, accumulation reduce-scatters every micro-step, and the
+checkpoints are ``latest.dcp`` / ``best.dcp`` directories that every rank writes into.
 """
 
 from __future__ import annotations
@@ -56,6 +59,16 @@ from legollm.training.logging import (
 from legollm.training.memory import peak_memory
 from legollm.training.optim import build_optimizer
 from legollm.training.schedule import lr_at
+from legollm.training.sharding import (
+    fsdp_model_and_optimizer,
+    fsdp_param_dtype,
+    gather_full_model,
+    is_sharded_checkpoint,
+    load_sharded,
+    read_sharded_state,
+    save_sharded,
+    sharded_path,
+)
 
 IGNORE_INDEX = -100
 
@@ -95,23 +108,30 @@ class Trainer:
 
         self.autocast_dtype = resolve_precision(config.precision, self.device)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.autocast_dtype == torch.float16)
-        self.optimizer = build_optimizer(
-            self.raw_model,
-            lr=config.lr,
-            weight_decay=config.weight_decay,
-            betas=(config.beta1, config.beta2),
-            eps=config.eps,
-            device_type=self.device.type,
-            fused=config.fused_optimizer,
-            decay=config.weight_decay_params,
-        )
+        self.sharded = config.strategy == "fsdp"
+        if self.sharded:  # shards in place; the optimizer then holds only this rank's part
+            self.raw_model, self.optimizer = fsdp_model_and_optimizer(
+                self.raw_model, config, self.device
+            )
+            self.dist = current_dist_info()  # a single process now has a group of one
+            if fsdp_param_dtype(config.precision, self.device) is not None:
+                self.autocast_dtype = None  # FSDP's mixed-precision policy casts instead
+        else:
+            self.optimizer = build_optimizer(
+                self.raw_model,
+                lr=config.lr,
+                weight_decay=config.weight_decay,
+                betas=(config.beta1, config.beta2),
+                eps=config.eps,
+                device_type=self.device.type,
+                fused=config.fused_optimizer,
+                decay=config.weight_decay_params,
+            )
         self.model: nn.Module = self.raw_model
         self._compiled = False
         if config.compile:
             self.model, self._compiled = torch.compile(self.raw_model), True
-        if self.dist.is_distributed:
-            ids = [self.device.index] if self.device.type == "cuda" else None
-            self.model = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
+        self.model = self._data_parallel(self.model)
 
         self.step = 0
         self.best_val_loss = math.inf
@@ -122,6 +142,13 @@ class Trainer:
         self.tokens_per_step = (
             config.batch_size * config.block_size * config.grad_accum_steps * self.dist.world_size
         )
+
+    def _data_parallel(self, model: nn.Module) -> nn.Module:
+        """DDP around ``model`` on several ranks (an FSDP model syncs by itself)."""
+        if not self.dist.is_distributed or self.sharded:
+            return model
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        return nn.parallel.DistributedDataParallel(model, device_ids=ids)
 
     # ------------------------------------------------------------------ checks
     def _check_data_fits_model(self) -> None:
@@ -180,7 +207,7 @@ class Trainer:
         reported = torch.zeros((), device=self.device)
         last = len(batches) - 1
         for i, batch in enumerate(batches):
-            sync = i == last or not self.dist.is_distributed
+            sync = i == last or not isinstance(self.model, nn.parallel.DistributedDataParallel)
             ctx = contextlib.nullcontext() if sync else self.model.no_sync()  # type: ignore[operator]
             with ctx:
                 with self._autocast():
@@ -227,10 +254,7 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=True)
             self.train_loader.load_state_dict(loader_state)
             set_rng_state(rng)
-            self.model = self.raw_model
-            if self.dist.is_distributed:
-                ids = [self.device.index] if self.device.type == "cuda" else None
-                self.model = nn.parallel.DistributedDataParallel(self.raw_model, device_ids=ids)
+            self.model = self._data_parallel(self.raw_model)
             return self.train_step()
 
     # ------------------------------------------------------------------ evaluation
@@ -256,12 +280,19 @@ class Trainer:
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:
         """The checkpoint dict (plain data; see legollm.training.checkpoint)."""
-        mcfg = getattr(self.raw_model, "config", None)
         return {
             "model": self.raw_model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            **self.run_state(),
+        }
+
+    def run_state(self) -> dict[str, Any]:
+        """Everything a checkpoint holds but the weights and optimizer state: what a
+        sharded checkpoint keeps beside its shards."""
+        mcfg = getattr(self.raw_model, "config", None)
+        return {
             "model_config": mcfg.to_dict() if hasattr(mcfg, "to_dict") else None,
             "lora": self._lora_dict(),  # None, or the adapters' config (legollm.peft)
-            "optimizer": self.optimizer.state_dict(),
             "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
             "step": self.step,
             "rng": rng_state(),
@@ -275,12 +306,41 @@ class Trainer:
         lora = getattr(self.raw_model, "lora_config", None)
         return lora.to_dict() if lora is not None else None
 
-    def save(self, name: str = "latest.pt") -> Path:
-        return save_checkpoint(self.run_dir / name, self.state_dict())
+    def checkpoint_path(self, stem: str = "latest") -> Path:
+        """Where checkpoint ``stem`` goes: ``latest.pt``, or ``latest.dcp`` when sharded."""
+        if self.sharded:
+            return sharded_path(self.run_dir, stem)
+        return self.run_dir / f"{stem}.pt"
+
+    def save(self, stem: str = "latest") -> Path:
+        """Write checkpoint ``stem``: rank 0 alone, or every rank its shards (fsdp)."""
+        if self.sharded:
+            return save_sharded(
+                self.checkpoint_path(stem), self.raw_model, self.optimizer, self.run_state()
+            )
+        return save_checkpoint(self.checkpoint_path(stem), self.state_dict())
+
+    def full_model(self) -> nn.Module | None:
+        """The trained model whole, for what runs on rank 0 after training (generation,
+        adapters): the model itself, or under fsdp a plain copy gathered from the shards
+        (collective; None on the other ranks)."""
+        if not self.sharded:
+            return self.raw_model
+        return gather_full_model(self.raw_model, self.device)
 
     def resume(self, path: str | Path) -> Trainer:
-        """Continue from a checkpoint file or a run dir (its ``latest.pt``), exactly."""
-        ckpt = load_checkpoint(path, map_location="cpu")
+        """Continue from a checkpoint (a ``.pt`` file, a ``.dcp`` directory of shards,
+        or a run dir's ``latest.pt``) exactly; a sharded one may come from another
+        number of ranks (DCP reshards it)."""
+        sharded = is_sharded_checkpoint(path)
+        if sharded != self.sharded:
+            written, now = ("fsdp", "ddp") if sharded else ("ddp", "fsdp")
+            raise TrainingError(
+                f"checkpoint {path} was written by a strategy {written} run and this one is "
+                f"{now}; resume with strategy={written} (or consolidate it: legollm "
+                "consolidate RUN_DIR, then fine-tune from the .pt)"
+            )
+        ckpt = read_sharded_state(path) if sharded else load_checkpoint(path, map_location="cpu")
         mcfg = getattr(self.raw_model, "config", None)
         mine = mcfg.to_dict() if hasattr(mcfg, "to_dict") else None
         theirs = ckpt["model_config"]
@@ -297,8 +357,11 @@ class Trainer:
                 f"checkpoint {path} has LoRA adapters {ckpt.get('lora')} but this model has "
                 f"{self._lora_dict()}; resume with the same LoRA settings"
             )
-        self.raw_model.load_state_dict(ckpt["model"])
-        self.optimizer.load_state_dict(ckpt["optimizer"])
+        if sharded:
+            load_sharded(path, self.raw_model, self.optimizer)
+        else:
+            self.raw_model.load_state_dict(ckpt["model"])
+            self.optimizer.load_state_dict(ckpt["optimizer"])
         if ckpt.get("scaler") and self.scaler.is_enabled():
             self.scaler.load_state_dict(ckpt["scaler"])
         self.train_loader.load_state_dict(ckpt["loader"])
@@ -329,6 +392,8 @@ class Trainer:
         dtype = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[self.autocast_dtype]
         amp = "" if self.autocast_dtype is None else " autocast"
         ranks = f" x {world} ranks" if world > 1 else ""
+        if self.sharded:
+            ranks += f", fsdp over {world} rank{'s' if world > 1 else ''}"
         action = f"resuming at step {self.step}" if self.step else "starting"
         return "\n".join(
             [
@@ -359,10 +424,10 @@ class Trainer:
             if self.is_main:
                 bar.write(f"step {self.step}: val loss {val:.4f}")
             self._log(record)
-        if self.is_main and self.step > 0 and self.config.save_checkpoints:
-            self.save("latest.pt")
+        if (self.is_main or self.sharded) and self.step > 0 and self.config.save_checkpoints:
+            self.save("latest")
             if improved:
-                self.save("best.pt")
+                self.save("best")
 
     def _mfu(self, tokens_per_s: float) -> float | None:
         peak = peak_flops(self.device)
@@ -445,6 +510,7 @@ class Trainer:
             "best_val_loss": self.best_val_loss,
             "tokens_per_s": tokens_per_s,
             "run_dir": str(self.run_dir),
+            "checkpoint": str(self.checkpoint_path("latest")),
             "plot": str(plot) if plot else None,
         }
 
