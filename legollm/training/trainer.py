@@ -231,13 +231,25 @@ class Trainer:
         chunk = self.config.loss_chunk_size
         if chunk:  # the head runs inside the loss, a slice of tokens at a time
             hidden = model(x, return_hidden=True, **extra)  # through the DDP / compile wrappers
-            loss = chunked_lm_loss(hidden, unwrap_model(model).lm_head, y, chunk, reduction)
+            loss = self._chunked_loss(unwrap_model(model), hidden, y, chunk, reduction)
         else:
             logits = model(x, **extra)  # through the DDP / compile wrappers
             fused = self._compiled and model is self.model  # the step that can fall back
             loss = (_compiled_lm_loss() if fused else lm_loss)(logits, y, reduction)
         aux = unwrap_model(model).aux_loss(y, reduction)  # a mixture of experts' router balance
         return loss if aux is None else loss + aux
+
+    def _chunked_loss(self, model, hidden, y, chunk: int, reduction: str) -> torch.Tensor:
+        """``chunked_lm_loss`` through ``model``'s head. Under FSDP the root's weights (the
+        head's among them) were resharded when the forward ended: gather them again; the
+        backward pass then reduce-scatters the head's gradient with the root's, and
+        reshards (without a backward, as in evaluation, reshard here)."""
+        if self.sharded:
+            model.unshard()
+        loss = chunked_lm_loss(hidden, model.lm_head, y, chunk, reduction)
+        if self.sharded and not torch.is_grad_enabled():
+            model.reshard()
+        return loss
 
     def loss_units(self, batch: tuple) -> torch.Tensor:
         """What the loss is averaged over: the batch's real (not -100) target tokens."""
