@@ -47,12 +47,8 @@ fi
 'available', torch.cuda.is_available())"
 
 step "train (bf16, compile, flash SDPA)" "${PY[@]}" benchmarks/_gpu_check.py train $DRY
-if [[ -z "$DRY" ]]; then
-    step "train (fsdp, 1 GPU)" .venv/bin/torchrun --standalone --nproc_per_node=1 \
-        benchmarks/_gpu_check.py fsdp
-else
-    step "train (fsdp, dry)" "${PY[@]}" benchmarks/_gpu_check.py fsdp $DRY
-fi
+step "train (fsdp, 1 GPU)" .venv/bin/torchrun --standalone --nproc_per_node=1 \
+    benchmarks/_gpu_check.py fsdp $DRY
 step "generate" "${PY[@]}" benchmarks/_gpu_check.py generate $DRY
 if [[ -z "$DRY" ]]; then
     step "bench_memory (cuda)" "${PY[@]}" benchmarks/bench_memory.py --device cuda \

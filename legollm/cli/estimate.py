@@ -45,7 +45,9 @@ def run(args: argparse.Namespace) -> int:
         from legollm.training.config import apply_overrides
 
         cfg = TrainConfig.from_dict(apply_overrides({}, args.overrides))
-    world = args.world_size or int(os.environ.get("WORLD_SIZE", "1"))
+    world = args.world_size
+    if world is None:
+        world = int(os.environ.get("WORLD_SIZE", "1"))
     if world < 1:
         raise ConfigError(f"--world-size must be >= 1, got {world}")
     mcfg = model_config(cfg)

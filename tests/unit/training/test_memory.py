@@ -183,3 +183,20 @@ def test_trainer_with_both_savers_trains_the_same_and_logs_peak_memory(dataset, 
     # the peak RSS so far: at least what was held before the run, at most the peak now
     peaks = [r["peak_memory_gb"] * 1e9 for r in saved]
     assert before["savers"] <= peaks[0] <= peaks[-1] <= status("VmHWM:")
+
+
+def test_estimate_command_gives_a_verdict_and_one_line_errors(capsys):
+    from legollm.cli.main import main
+
+    argv = ["estimate", "model=llama3:llama-3.2-1b", "batch_size=1", "block_size=4096",
+            "--dtype", "bf16", "--world-size", "8", "--device-memory", "24"]  # fmt: skip
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "1,235,814,400 parameters" in out  # Llama 3.2 1B, tied head counted once
+    # DDP on 8 ranks: 20 bytes per parameter (weight, gradient, bucket, two moments)
+    # = 24.7 GB before any activation, over 90% of 24 GB; FSDP holds an eighth of 16
+    assert "verdict DDP: does NOT fit" in out and "verdict FSDP: fits" in out
+    assert main(["estimate", "model={n_layer: 2}"]) == 1
+    assert "vocabulary size is unknown" in capsys.readouterr().err
+    assert main(["estimate", "model=llama3:llama-3.2-1b", "--world-size", "0"]) == 1
+    assert "--world-size must be >= 1" in capsys.readouterr().err
