@@ -181,8 +181,10 @@ def test_trainer_with_both_savers_trains_the_same_and_logs_peak_memory(dataset, 
     for a, b in zip(plain, saved, strict=True):
         assert b["loss"] == pytest.approx(a["loss"], abs=1e-6)
     # the peak RSS so far: at least what was held before the run, at most the peak now
+    # (give or take 1 MB: the kernel's per-thread RSS counters catch up in batches)
     peaks = [r["peak_memory_gb"] * 1e9 for r in saved]
-    assert before["savers"] <= peaks[0] <= peaks[-1] <= status("VmHWM:")
+    slack = 2**20
+    assert before["savers"] - slack <= peaks[0] <= peaks[-1] <= status("VmHWM:") + slack
 
 
 def test_estimate_command_gives_a_verdict_and_one_line_errors(capsys):
