@@ -343,6 +343,12 @@ class Trainer:
             )
         if sharded:
             load_sharded(path, self.raw_model, self.optimizer)
+        elif ckpt.get("optimizer") is None:
+            raise TrainingError(
+                f"checkpoint {path} has weights but no optimizer state (consolidated from a "
+                "sharded run): resume that run from its .dcp with strategy=fsdp, or start a "
+                "new run from these weights"
+            )
         else:
             self.raw_model.load_state_dict(ckpt["model"])
             self.optimizer.load_state_dict(ckpt["optimizer"])

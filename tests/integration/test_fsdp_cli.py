@@ -43,6 +43,10 @@ def test_fsdp_trains_resumes_and_consolidates_in_one_process(tmp_path, data_dir,
     for k, v in load_model(part / "run" / "latest.pt").model.state_dict().items():
         torch.testing.assert_close(v, plain_model[k], rtol=0, atol=1e-5, msg=k)
     assert loaded.tokenizer.decode(loaded.tokenizer.encode("To be")) == "To be"
+    # that file has no optimizer state, so it does not pass for a ddp run's checkpoint
+    capsys.readouterr()
+    assert main(["train", "--config", cfg, "strategy=ddp", "max_iters=9", "--resume"]) == 1
+    assert "no optimizer state" in capsys.readouterr().err
 
 
 def test_sft_with_lora_under_fsdp_matches_ddp(tmp_path, shared_data, hf_gpt2_dir, capsys):
