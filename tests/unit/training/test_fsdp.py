@@ -157,7 +157,7 @@ def test_sharded_checkpoint_refuses_another_model_and_another_strategy(dataset, 
         wider = DecoderLM(ModelConfig.from_dict({**MODEL, "n_embd": 64}))
         other = Trainer(wider, bigger.config, bigger.train_loader, run_dir=tmp_path / "b")
         with pytest.raises(TrainingError, match=r"different model config .*n_embd"):
-            other.resume(ckpt)
+            other.resume(tmp_path / "run")  # a run dir: its latest.dcp
     finally:
         cleanup_distributed()
     ddp = _trainer(dataset, tmp_path / "c", 2)
