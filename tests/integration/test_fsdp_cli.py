@@ -4,6 +4,7 @@ same steps as the unsharded path, resumes from its sharded checkpoint exactly, a
 
 import json
 
+import pytest
 import torch
 
 from legollm.cli.main import main
@@ -49,12 +50,16 @@ def test_fsdp_trains_resumes_and_consolidates_in_one_process(tmp_path, data_dir,
     assert "no optimizer state" in capsys.readouterr().err
 
 
-def test_sft_with_lora_under_fsdp_matches_ddp(tmp_path, shared_data, hf_gpt2_dir, capsys):
+@pytest.mark.parametrize(("command", "data"), [("sft", "instruction_data.json"),
+                                               ("dpo", "preference_data.json")])  # fmt: skip
+def test_finetuning_with_lora_under_fsdp_matches_ddp(
+    command, data, tmp_path, shared_data, hf_gpt2_dir, capsys
+):
     """Frozen base weights and LoRA adapters shard together; after training the adapter
     and the test answers come from the model gathered back on rank 0."""
     from tests.integration._finetune import write_config
 
-    records = json.loads((shared_data / "instruct" / "instruction_data.json").read_text())[:40]
+    records = json.loads((shared_data / "instruct" / data).read_text())[:40]
     runs = {}
     for strategy in ("ddp", "fsdp"):
         d = tmp_path / strategy
@@ -62,7 +67,7 @@ def test_sft_with_lora_under_fsdp_matches_ddp(tmp_path, shared_data, hf_gpt2_dir
         (d / "data.json").write_text(json.dumps(records))
         cfg = write_config(d, init=str(hf_gpt2_dir))
         lora = ["--lora", "r=4,alpha=8,targets=attn"]
-        assert main(["sft", "--config", str(cfg), f"train.strategy={strategy}", *lora]) == 0
+        assert main([command, "--config", str(cfg), f"train.strategy={strategy}", *lora]) == 0
         runs[strategy] = d / "run"
     assert "adapter:" in capsys.readouterr().out
     ddp, fsdp = _losses(runs["ddp"]), _losses(runs["fsdp"])
