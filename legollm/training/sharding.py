@@ -109,6 +109,9 @@ def shard_model(
         )
     if cpu_offload:
         kwargs["offload_policy"] = CPUOffloadPolicy()
+    for param in model.parameters():  # FSDP splits storage: views (e.g. of an HF
+        if not param.is_contiguous():  # checkpoint's fused qkv) need their own copy
+            param.data = param.data.contiguous()
     for block in getattr(model, "blocks", ()):
         fully_shard(block, **kwargs)
     # The root would by default keep its parameters gathered from forward to backward.

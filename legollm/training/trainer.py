@@ -109,12 +109,14 @@ class Trainer:
         self.autocast_dtype = resolve_precision(config.precision, self.device)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.autocast_dtype == torch.float16)
         self.sharded = config.strategy == "fsdp"
+        self.fsdp_dtype: torch.dtype | None = None  # bf16 compute through FSDP's policy
         if self.sharded:  # shards in place; the optimizer then holds only this rank's part
             self.raw_model, self.optimizer = fsdp_model_and_optimizer(
                 self.raw_model, config, self.device
             )
             self.dist = current_dist_info()  # a single process now has a group of one
-            if fsdp_param_dtype(config.precision, self.device) is not None:
+            self.fsdp_dtype = fsdp_param_dtype(config.precision, self.device)
+            if self.fsdp_dtype is not None:
                 self.autocast_dtype = None  # FSDP's mixed-precision policy casts instead
         else:
             self.optimizer = build_optimizer(
@@ -344,15 +346,17 @@ class Trainer:
         """Continue from a checkpoint (a ``.pt`` file, a ``.dcp`` directory of shards,
         or a run dir's ``latest.pt``) exactly; a sharded one may come from another
         number of ranks (DCP reshards it)."""
+        if self.sharded and Path(path).is_dir() and not is_sharded_checkpoint(path):
+            path = sharded_path(path, "latest")  # a run dir
         sharded = is_sharded_checkpoint(path)
-        if sharded != self.sharded:
+        if sharded != self.sharded and (sharded or Path(path).is_file()):
             written, now = ("fsdp", "ddp") if sharded else ("ddp", "fsdp")
             raise TrainingError(
                 f"checkpoint {path} was written by a strategy {written} run and this one is "
                 f"{now}; resume with strategy={written} (or consolidate it: legollm "
                 "consolidate RUN_DIR, then fine-tune from the .pt)"
             )
-        ckpt = read_sharded_state(path) if sharded else load_checkpoint(path, map_location="cpu")
+        ckpt = read_sharded_state(path) if self.sharded else load_checkpoint(path)
         mcfg = getattr(self.raw_model, "config", None)
         mine = mcfg.to_dict() if hasattr(mcfg, "to_dict") else None
         theirs = ckpt["model_config"]
@@ -369,8 +373,14 @@ class Trainer:
                 f"checkpoint {path} has LoRA adapters {ckpt.get('lora')} but this model has "
                 f"{self._lora_dict()}; resume with the same LoRA settings"
             )
-        if sharded:
+        if self.sharded:
             load_sharded(path, self.raw_model, self.optimizer)
+        elif ckpt.get("optimizer") is None:
+            raise TrainingError(
+                f"checkpoint {path} has weights but no optimizer state (consolidated from a "
+                "sharded run): resume that run from its .dcp with strategy=fsdp, or start a "
+                "new run from these weights"
+            )
         else:
             self.raw_model.load_state_dict(ckpt["model"])
             self.optimizer.load_state_dict(ckpt["optimizer"])
@@ -403,9 +413,11 @@ class Trainer:
         cfg, world = self.config, self.dist.world_size
         dtype = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[self.autocast_dtype]
         amp = "" if self.autocast_dtype is None else " autocast"
+        if self.fsdp_dtype is not None:
+            dtype, amp = "bf16", " (FSDP mixed precision, fp32 master weights)"
         ranks = f" x {world} ranks" if world > 1 else ""
         if self.sharded:
-            ranks += f", fsdp over {world} rank{'s' if world > 1 else ''}"
+            ranks += ", sharded with fsdp"
         action = f"resuming at step {self.step}" if self.step else "starting"
         return "\n".join(
             [

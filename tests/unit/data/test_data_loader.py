@@ -71,6 +71,23 @@ def test_resume_with_other_settings_is_refused(prepared):
         TokenDataLoader(prepared, 8, 64, seed=9).load_state_dict(state)
 
 
+@pytest.mark.parametrize("mode", ["random", "sequential", "epochs"])
+def test_state_moves_to_another_world_size_with_the_same_global_batch(prepared, mode):
+    """2 ranks x 2 rows resumed as 1 rank x 4 rows: the same windows, rank 0's then 1's
+    (what a sharded checkpoint resumed on fewer ranks needs)."""
+    ranks = [TokenDataLoader(prepared, 2, 8, seed=5, rank=r, world_size=2, mode=mode)
+             for r in range(2)]  # fmt: skip
+    for _ in range(3):
+        for dl in ranks:
+            dl.next_batch()
+    one = TokenDataLoader(prepared, 4, 8, seed=5, mode=mode)
+    one.load_state_dict(ranks[0].state_dict())
+    for _ in range(2):
+        assert torch.equal(one.next_batch()[0], torch.cat([dl.next_batch()[0] for dl in ranks]))
+    with pytest.raises(ConfigError, match=r"global batch of 4 \(2 x 2 ranks\)"):
+        TokenDataLoader(prepared, 2, 8, seed=5, mode=mode).load_state_dict(ranks[0].state_dict())
+
+
 def test_sequential_pass_covers_the_file_in_order(prepared):
     dl = TokenDataLoader(prepared, 3, 100, split="val", mode="sequential")
     starts = [int(x[i, 0]) for x, _ in dl.eval_batches() for i in range(3)]

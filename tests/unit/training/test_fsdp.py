@@ -157,9 +157,34 @@ def test_sharded_checkpoint_refuses_another_model_and_another_strategy(dataset, 
         wider = DecoderLM(ModelConfig.from_dict({**MODEL, "n_embd": 64}))
         other = Trainer(wider, bigger.config, bigger.train_loader, run_dir=tmp_path / "b")
         with pytest.raises(TrainingError, match=r"different model config .*n_embd"):
-            other.resume(ckpt)
+            other.resume(tmp_path / "run")  # a run dir: its latest.dcp
     finally:
         cleanup_distributed()
     ddp = _trainer(dataset, tmp_path / "c", 2)
     with pytest.raises(TrainingError, match="strategy fsdp run and this one is ddp"):
         ddp.resume(ckpt)
+
+
+def test_bf16_policy_computes_in_bf16_over_fp32_master_shards():
+    """CUDA's bf16 policy (it runs on gloo too): bf16 compute, fp32 weights and grads."""
+    from legollm.training.sharding import fsdp_param_dtype, require_process_group, shard_model
+
+    assert fsdp_param_dtype("bf16", torch.device("cuda")) is torch.bfloat16
+    assert fsdp_param_dtype("auto", torch.device("cuda")) is torch.bfloat16
+    assert fsdp_param_dtype("fp32", torch.device("cuda")) is None
+    assert fsdp_param_dtype("bf16", torch.device("cpu")) is None  # autocast, as under DDP
+    torch.manual_seed(0)
+    plain = DecoderLM(ModelConfig.from_dict(MODEL))
+    sharded = DecoderLM(ModelConfig.from_dict(MODEL))
+    sharded.load_state_dict(plain.state_dict())
+    x = torch.randint(0, 32, (2, 8))
+    try:
+        require_process_group(torch.device("cpu"))
+        shard_model(sharded, param_dtype=torch.bfloat16)
+        logits = sharded(x)
+        logits.float().sum().backward()
+    finally:
+        cleanup_distributed()
+    assert logits.dtype == torch.bfloat16
+    torch.testing.assert_close(logits.float(), plain(x), rtol=0.05, atol=0.05)  # bf16: 8 bits
+    assert all(p.dtype == p.grad.dtype == torch.float32 for p in sharded.parameters())
