@@ -71,6 +71,12 @@ def run_finetuning_command(args: argparse.Namespace, config_cls, runner) -> int:
                 f"val pairs: accuracy {m['accuracy']:.3f}, reward margin {m['margin']:.4f} "
                 f"(chosen {m['reward_chosen']:.4f}, rejected {m['reward_rejected']:.4f})"
             )
+        if summary.get("eval_reward") is not None:  # grpo
+            print(
+                f"reward: rollouts {summary['first_reward']:.3f} (first step) -> "
+                f"{summary['last_reward']:.3f} (last); greedy on held-out prompts "
+                f"{summary['eval_reward']:.3f}"
+            )
         print(f"checkpoint: {summary['run_dir']}/latest.pt")
         for key in ("adapter", "responses", "plot"):
             if summary.get(key):
