@@ -244,3 +244,27 @@ def test_the_cli_reports_bad_input_in_one_line(base, tmp_path, capsys):
     assert err.startswith("error: reward function") and "\n" not in err
     assert main(["grpo", "--config", str(path), "group_size=1", "--overwrite"]) == 1
     assert "group_size must be >= 2" in capsys.readouterr().err
+
+
+def test_grpo_task_writes_sft_data_and_a_fresh_base(tmp_path, capsys):
+    from legollm.cli.main import main
+    from legollm.models.loading import load_model
+
+    assert main(["grpo-task", "addition", "digits=2", "--out", str(tmp_path), "--records", "5",
+                 "--n-layer", "1", "--n-embd", "16", "--n-head", "2"]) == 0  # fmt: skip
+    recs = json.loads((tmp_path / "sft.json").read_text())
+    assert len(recs) == 5 and all(r["output"] == r["answer"] for r in recs)
+    loaded = load_model(tmp_path / "base.pt")
+    assert loaded.model.config.n_layer == 1 and loaded.tokenizer.vocab_size == 97
+    assert main(["grpo-task", "addition", "digits=two", "--out", str(tmp_path)]) == 1
+    assert "key=INTEGER" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("kind", ["grpo", "sft"])
+def test_shipped_cpu_configs_parse(kind):
+    from legollm.finetuning.sft import SFTConfig
+    from tests.conftest import REPO_ROOT
+
+    path = REPO_ROOT / "configs" / kind / "addition_cpu.yaml"
+    cfg = (GRPOConfig if kind == "grpo" else SFTConfig).from_yaml(path)
+    cfg.train_config()
