@@ -20,8 +20,10 @@ plain ``nn.Linear`` layers for ``save_pretrained``. Unmerging subtracts it again
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import math
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -130,13 +132,14 @@ class LoRALinear(Linear):
         nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5))  # nn.Linear's own init
         self.lora_dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.merged = False
+        self.disabled = False  # see adapters_disabled
 
     def delta_weight(self) -> torch.Tensor:
         return (self.lora_B @ self.lora_A) * self.scaling  # (out, in)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = super().forward(x)  # the frozen base, threaded where that pays
-        if self.merged:
+        if self.merged or self.disabled:
             return y
         # (..., in) -> (..., r) -> (..., out): never materialises the (out, in) update
         return y + F.linear(F.linear(self.lora_dropout(x), self.lora_A), self.lora_B) * self.scaling
@@ -246,6 +249,29 @@ def unmerge_lora(model: nn.Module) -> nn.Module:
     return model
 
 
+@contextlib.contextmanager
+def adapters_disabled(model: nn.Module) -> Iterator[nn.Module]:
+    """Inside the block the model computes what its base computes (adapters skipped).
+
+    The base weights are shared, not copied, so this *is* the reference policy of RLHF
+    (the starting model) at no memory cost. Merged adapters are unmerged for the block
+    and merged back after it.
+    """
+    layers = list(lora_layers(model).values())
+    merged = [m for m in layers if m.merged]
+    for m in merged:
+        m.unmerge()
+    for m in layers:
+        m.disabled = True
+    try:
+        yield model
+    finally:
+        for m in layers:
+            m.disabled = False
+        for m in merged:
+            m.merge()
+
+
 def remove_lora(model: nn.Module, merge: bool = True) -> nn.Module:
     """Swap every LoRALinear back for a plain Linear (merged first unless ``merge=False``,
     which drops the adapters). The result is an ordinary model, trainable again."""
@@ -299,6 +325,7 @@ __all__ = [
     "TARGET_PRESETS",
     "LoRAConfig",
     "LoRALinear",
+    "adapters_disabled",
     "apply_lora",
     "find_targets",
     "load_lora_state",
