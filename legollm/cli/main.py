@@ -30,6 +30,7 @@ SUBCOMMAND_MODULES = [
     "legollm.cli.sft",
     "legollm.cli.dpo",
     "legollm.cli.reward_model",
+    "legollm.cli.ppo",
 ]
 
 
