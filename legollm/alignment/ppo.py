@@ -18,10 +18,10 @@ each an ordinary Trainer step whose loss is
 The Trainer's loader *is* the rollout buffer (:class:`RolloutLoader`): when its
 minibatches run out it samples the next rollout with the weights of that moment.
 Rollout ``k`` draws its prompts and its sampling seed from ``(seed, k)`` alone, and
-the buffer travels in the checkpoint, so a resumed run continues exactly. Dropout
-is switched off: the log-probabilities of the rollout and of the first step come
-from the same network, so that step's ratio is exactly 1 (and its KL to the
-reference 0 while the policy is still the reference).
+the buffer travels in the checkpoint, so a resumed run continues exactly. The
+policy always runs in eval mode (no dropout) and the rollout's log-probabilities
+are computed over the very minibatches the first update pass will see, so the first
+step's ratio is exactly 1 (and its KL to the reference 0: the policy still is it).
 
 ``legollm ppo --config FILE.yaml`` runs it; the tuned policy is written as
 ``policy.pt`` beside the run's ``latest.pt``, loadable by ``legollm chat``.
@@ -34,7 +34,7 @@ import copy
 import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import torch
 from torch import nn
@@ -83,7 +83,7 @@ class PPOConfig(FinetuneConfig):
     kind: ClassVar[str] = "ppo"
 
     reward_model: str = ""  # a `legollm reward-model` run dir or checkpoint
-    rollout_size: int = 16  # prompts answered per rollout
+    rollout_size: int = 16  # prompts answered per rollout (shared out among DDP ranks)
     ppo_epochs: int = 2  # passes over each rollout
     max_new_tokens: int = 32  # response length cap
     temperature: float = 1.0
@@ -111,11 +111,11 @@ class PPOConfig(FinetuneConfig):
             raise ConfigError("need temperature > 0, kl_coef >= 0 and 0 < clip < 1")
 
 
-class Prompt:
-    """One prompt: its record and token ids (for ``inputs()``, the vocabulary check)."""
+class Prompt(NamedTuple):
+    """One prompt: its record and token ids (``inputs()``: for the vocabulary check)."""
 
-    def __init__(self, record: dict[str, str], ids: list[int]):
-        self.record, self.ids = record, ids
+    record: dict[str, str]
+    ids: list[int]
 
     def inputs(self) -> tuple[list[int], ...]:
         return (self.ids,)
@@ -150,10 +150,18 @@ class PolicyWithValue(nn.Module):
         self.value_head = Linear(policy.config.n_embd, 1, device=w.device, dtype=w.dtype)
         nn.init.zeros_(self.value_head.weight)  # V = 0 at first: no made-up baseline
         nn.init.zeros_(self.value_head.bias)
+        self.train()  # puts the policy in eval mode, see train()
 
     @property
     def config(self):
         return self.policy.config
+
+    def train(self, mode: bool = True) -> PolicyWithValue:
+        """Only the value head ever trains in mode: the policy runs without dropout, so
+        the update computes the very function that sampled the rollout."""
+        super().train(mode)
+        self.policy.eval()
+        return self
 
     @property
     def lora_config(self):
@@ -165,12 +173,6 @@ class PolicyWithValue(nn.Module):
         return self.policy.lm_head(h), self.value_head(h).squeeze(-1).float()
 
 
-def _no_dropout(model: nn.Module) -> None:
-    for m in model.modules():
-        if isinstance(m, nn.Dropout):
-            m.p = 0.0
-
-
 # ------------------------------------------------------------------------------ rollouts
 class RolloutLoader:
     """The Trainer's loader: minibatches of the current rollout, sampling a new one
@@ -178,8 +180,10 @@ class RolloutLoader:
     plan, and the buffer itself (so a resume mid-rollout replays nothing)."""
 
     def __init__(self, model: PolicyWithValue, reference, reward: RewardModel, prompts,
-                 fmt: PromptFormat, tokenizer, cfg: PPOConfig, seed: int, device):  # fmt: skip
+                 fmt: PromptFormat, tokenizer, cfg: PPOConfig, seed: int, device,
+                 rank: int = 0, world_size: int = 1):  # fmt: skip
         self.model, self.reference, self.reward = model, reference, reward
+        self.rank, self.world_size = rank, world_size  # each rank answers its share
         self.prompts, self.cfg, self.seed, self.device = prompts, cfg, seed, device
         self.stops = fmt.stop_ids(tokenizer)
         self.batch_size = cfg.train_config().batch_size
@@ -199,28 +203,31 @@ class RolloutLoader:
             out.append(order[i])
         return out
 
-    def _plan(self) -> list[torch.Tensor]:
-        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.rollouts)
-        rows = self.cfg.rollout_size
+    def _plan(self, k: int, rows: int) -> list[torch.Tensor]:
+        """Rollout ``k``'s minibatches: ``ppo_epochs`` shuffled passes over its rows."""
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + k)
         return [chunk for _ in range(self.cfg.ppo_epochs)
                 for chunk in torch.randperm(rows, generator=g).split(self.batch_size)]  # fmt: skip
 
     def next_batch(self) -> dict[str, Any]:
-        if self.buffer is None or self.pos >= len(self._plan()):
-            self.buffer, self.stats = self.rollout(self._prompt_indices(self.rollouts))
+        k = self.rollouts - 1  # the rollout in the buffer
+        if self.buffer is None or self.pos >= len(self._plan(k, len(self.buffer["seq"]))):
+            k = self.rollouts
+            self.buffer, self.stats = self.rollout(k)
             self.rollouts += 1
             self.pos = 0
-        idx = self._plan()[self.pos]
+        idx = self._plan(k, len(self.buffer["seq"]))[self.pos]
         self.pos += 1
-        batch = {k: v[idx] for k, v in self.buffer.items() if k != "start"}
+        batch = {name: t[idx] for name, t in self.buffer.items() if name != "start"}
         return {**batch, "start": int(self.buffer["start"])}
 
     # -- one rollout
     @torch.no_grad()
-    def rollout(self, indices: list[int]) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
-        """Sample, score and compute advantages for the prompts ``indices``."""
+    def rollout(self, k: int) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
+        """Sample, score and compute advantages for rollout ``k`` (this rank's share)."""
         cfg, dev = self.cfg, self.device
         policy = self.model.policy
+        indices = self._prompt_indices(k)[self.rank :: self.world_size]
         prompts = [self.prompts[i].ids for i in indices]
         T = max(map(len, prompts))
         ids = torch.full((len(prompts), T), self.stops[0], dtype=torch.long)
@@ -230,7 +237,7 @@ class RolloutLoader:
             attn[i, T - len(p) :] = 1
         seq = generate(policy, ids.to(dev), cfg.max_new_tokens, cfg.temperature,
                        eos_token_id=self.stops, attention_mask=attn.to(dev),
-                       seed=self.seed * 1_000_003 + self.rollouts).cpu()  # fmt: skip
+                       seed=(self.seed * 1_000_003 + k) * 64 + self.rank).cpu()  # fmt: skip
         response = seq[:, T:]
         is_stop = torch.isin(response, torch.tensor(self.stops))
         # real tokens: up to and including the first stop token (the policy chose to stop)
@@ -238,16 +245,8 @@ class RolloutLoader:
         lengths = mask.sum(-1).long()
         attn = torch.cat([attn, torch.ones_like(response)], dim=1)
         pos = (attn.cumsum(-1) - 1).clamp(min=0)
-        was_training = self.model.training
-        self.model.eval()
-        inputs = (seq.to(dev), pos.to(dev), attn.to(dev), T)
-        logits, values = self.model(*inputs)
-        logps = token_logps(logits / cfg.temperature, response.to(dev)).cpu()
-        with self._reference() as ref:
-            ref_logits = ref(seq.to(dev), position_ids=pos.to(dev), attention_mask=attn.to(dev))
-        ref_logps = token_logps(ref_logits[:, T - 1 : -1] / cfg.temperature, response.to(dev))
-        self.model.train(was_training)
-        values, ref_logps = values.cpu() * mask, ref_logps.cpu()
+        logps, values, ref_logps = self._evaluate(k, seq, pos, attn, T)
+        values = values * mask
 
         # the reward model reads prompt + response without the stop token
         rows = [p + response[i, : n - int(is_stop[i, n - 1])].tolist()
@@ -269,6 +268,24 @@ class RolloutLoader:
             "explained_variance": explained_variance(values, returns, mask).item(),
         }
         return buffer, stats
+
+    def _evaluate(self, k: int, seq, pos, attn, T: int) -> tuple[torch.Tensor, ...]:
+        """(B, R) log pi_old and log ref of the response tokens, and the values V_old.
+
+        Computed over the very minibatches the first update pass will use: the same
+        inputs give bit-identical outputs, so that pass starts from a ratio of exactly 1.
+        """
+        cfg, dev, response = self.cfg, self.device, seq[:, T:]
+        logps, values, ref_logps = (torch.zeros(response.shape) for _ in range(3))
+        for idx in self._plan(k, len(seq))[: -(-len(seq) // self.batch_size)]:
+            x, p, a, r = (t[idx].to(dev) for t in (seq, pos, attn, response))
+            logits, v = self.model(x, p, a, T)
+            logps[idx] = token_logps(logits / cfg.temperature, r).cpu()
+            values[idx] = v.cpu()
+            with self._reference() as ref:
+                ref_logits = ref(x, position_ids=p, attention_mask=a)[:, T - 1 : -1]
+            ref_logps[idx] = token_logps(ref_logits / cfg.temperature, r).cpu()
+        return logps, values, ref_logps
 
     @contextlib.contextmanager
     def _reference(self):
@@ -312,7 +329,7 @@ class PPOTrainer(FinetuneTrainer):
         vf_loss = ppo_value_loss(values, batch["values"], batch["returns"], mask, cfg.clip_value)
         self.step_stats = {
             **m, "policy_loss": pg_loss.detach(), "value_loss": vf_loss.detach(),
-            "entropy": masked_mean(entropy(logits.detach()), mask),
+            "entropy": masked_mean(entropy(logits.detach() / cfg.temperature), mask),
             "kl_ref": masked_mean(kl_estimate(logps.detach(), batch["ref_logps"],
                                               cfg.kl_estimator), mask),
         }  # fmt: skip
@@ -376,23 +393,22 @@ def build_ppo_trainer(cfg: PPOConfig, *, resume: bool = False) -> PPOTrainer:
     """Policy (+ value head), reference, reward model, rollout loader and Trainer."""
     run = setup_finetuning(cfg, prepare_prompts)
     reward = RewardModel.load(cfg.reward_model, run.device)
-    check_same_tokenizer(reward, run.tokenizer, run.train[0].record, run.format)
-    _no_dropout(run.model)
+    check_same_tokenizer(reward, run.tokenizer, run.train[0], run.format)
     run.model = PolicyWithValue(run.model).to(run.device)
     reference = None
     if not lora_layers(run.model.policy):  # full tuning keeps the starting weights
         reference = copy.deepcopy(run.model.policy).requires_grad_(False).eval()
     loader = RolloutLoader(run.model, reference, reward, run.train, run.format, run.tokenizer,
-                           cfg, run.train_config.seed, run.device)  # fmt: skip
+                           cfg, run.train_config.seed, run.device, run.dist.rank,
+                           run.dist.world_size)  # fmt: skip
     mean_prompt = sum(len(p.ids) for p in run.train) / len(run.train)
     return finish_trainer(PPOTrainer, run, loader, None, resume, mean_prompt + cfg.max_new_tokens)
 
 
-def check_same_tokenizer(reward: RewardModel, tokenizer, record: dict[str, str],
-                         fmt: PromptFormat) -> None:  # fmt: skip
+def check_same_tokenizer(reward: RewardModel, tokenizer, prompt: Prompt, fmt: PromptFormat) -> None:
     """The reward model reads the policy's token ids directly: same tokenizer, same format."""
-    probe = fmt.prompt_text(record) if hasattr(fmt, "prompt_text") else record["instruction"]
-    mine, theirs = tokenizer.encode(probe), reward.tokenizer.encode(probe)
+    text = tokenizer.decode(prompt.ids)
+    mine, theirs = tokenizer.encode(text), reward.tokenizer.encode(text)
     if reward.tokenizer.vocab_size != tokenizer.vocab_size or mine != theirs:
         raise ConfigError(
             f"the reward model's tokenizer (vocab {reward.tokenizer.vocab_size}) differs from "

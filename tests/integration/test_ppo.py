@@ -12,20 +12,24 @@ from legollm.alignment.ppo import PPOConfig, build_ppo_trainer
 from legollm.alignment.reward import RewardConfig, build_reward_trainer
 from legollm.cli.main import main
 from tests.integration._finetune import ROOT, write_config
-from tests.unit.alignment.conftest import case_pairs, char_checkpoint  # noqa: F401
+from tests.unit.alignment.conftest import case_pairs, make_char_checkpoint
 from tests.unit.finetuning.conftest import _one_thread  # noqa: F401
 
 PPO_ARGS = ["train.max_iters=4", "train.eval_interval=4", "train.batch_size=4",
             "rollout_size=8", "ppo_epochs=1", "max_new_tokens=6", "train.lr=1e-2"]  # fmt: skip
 
 
-@pytest.fixture
-def reward_run(tmp_path, char_checkpoint):  # noqa: F811
-    d = tmp_path / "rm"
-    d.mkdir()
+@pytest.fixture(scope="module")
+def reward_run(tmp_path_factory):
+    """A reward model trained for two steps from the same char model (shared by the tests:
+    PPO only reads it)."""
+    d = tmp_path_factory.mktemp("rm")
     (d / "data.json").write_text(json.dumps(case_pairs(24)))
-    cfg = write_config(d, init=str(char_checkpoint), test_fraction=0.0)
+    cfg = write_config(d, init=str(make_char_checkpoint(d / "base.pt")), test_fraction=0.0)
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
     build_reward_trainer(RewardConfig.from_yaml(cfg, ["train.max_iters=2"])).fit()
+    torch.set_num_threads(n)
     return d / "run"
 
 
@@ -38,7 +42,7 @@ def ppo_config(tmp_path, init, reward, *extra, **kw):
 
 @pytest.mark.parametrize("lora", [None, {"r": 2, "alpha": 4, "targets": ["attn"]}],
                          ids=["full", "lora"])  # fmt: skip
-def test_first_step_has_ratio_one_and_no_kl(tmp_path, char_checkpoint, reward_run, lora):  # noqa: F811
+def test_first_step_has_ratio_one_and_no_kl(tmp_path, char_checkpoint, reward_run, lora):
     path, args = ppo_config(tmp_path, char_checkpoint, reward_run, lora=lora)
     trainer = build_ppo_trainer(PPOConfig.from_yaml(path, args))
     trainer.train_step()
@@ -50,7 +54,7 @@ def test_first_step_has_ratio_one_and_no_kl(tmp_path, char_checkpoint, reward_ru
     assert trainer.step_stats["ratio"].item() != 1.0
 
 
-def test_resume_mid_rollout_equals_the_uninterrupted_run(tmp_path, char_checkpoint, reward_run):  # noqa: F811
+def test_resume_mid_rollout_equals_the_uninterrupted_run(tmp_path, char_checkpoint, reward_run):
     runs = {}
     for name in ("a", "b"):
         d = tmp_path / name
@@ -73,7 +77,7 @@ def test_policy_checkpoint_loads_and_logs_have_every_statistic(
     tmp_path,
     char_checkpoint,
     reward_run,
-    capsys,  # noqa: F811
+    capsys,
 ):
     from legollm.models.loading import load_model
 

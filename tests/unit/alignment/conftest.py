@@ -17,17 +17,20 @@ def char_tokenizer() -> CharTokenizer:
     return CharTokenizer.from_text([" \n" + "".join(chr(c) for c in range(33, 127))])
 
 
-@pytest.fixture
-def char_checkpoint(tmp_path):
-    """A tiny LegoLLM checkpoint (1 layer, 16 dim) with a char tokenizer."""
+def make_char_checkpoint(path):
+    """A tiny LegoLLM checkpoint (1 layer, 16 dim) with a char tokenizer, at ``path``."""
     tok = char_tokenizer()
     torch.manual_seed(0)
     cfg = ModelConfig(vocab_size=tok.vocab_size, context_length=256, n_layer=1, n_head=2,
                       n_embd=16, dropout=0.0)  # fmt: skip
-    path = tmp_path / "base.pt"
     save_checkpoint(path, {"model": DecoderLM(cfg).state_dict(), "model_config": cfg.to_dict(),
                            "tokenizer": tok.spec()})  # fmt: skip
     return path
+
+
+@pytest.fixture
+def char_checkpoint(tmp_path):
+    return make_char_checkpoint(tmp_path / "base.pt")
 
 
 def case_pairs(n: int = 48, seed: int = 0) -> list[dict[str, str]]:
