@@ -102,7 +102,7 @@ def main() -> None:
           f" -> {mean(last, 'reward'):.2f}, KL to the start {mean(first, 'kl'):.3f} -> "
           f"{mean(last, 'kl'):.3f}, entropy {mean(first, 'entropy'):.3f} -> "
           f"{mean(last, 'entropy'):.3f} ({ppo_cfg.train['max_iters']} steps, {t_ppo:.0f} s)")  # fmt: skip
-    print(f"curves: {out / 'ppo' / 'metrics.jsonl'}, {out / 'ppo' / 'ppo.png'}")
+    print(f"curves: {out / 'ppo' / 'metrics.jsonl'}, {out / 'ppo' / 'loss.png'}")
 
 
 if __name__ == "__main__":

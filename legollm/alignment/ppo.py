@@ -55,7 +55,6 @@ from legollm.alignment.reward import RewardModel
 from legollm.components.linear import Linear
 from legollm.core.exceptions import ConfigError, DataError
 from legollm.core.runtime import unwrap_model
-from legollm.core.utils import atomic_path
 from legollm.finetuning.dataset import load_records
 from legollm.finetuning.formats import PromptFormat
 from legollm.finetuning.runner import (
@@ -68,7 +67,7 @@ from legollm.finetuning.runner import (
 from legollm.generation import generate
 from legollm.peft import adapters_disabled, lora_layers, save_adapter
 from legollm.training.checkpoint import save_checkpoint
-from legollm.training.logging import read_metrics
+from legollm.training.logging import plot_metrics
 
 POLICY_NAME = "policy.pt"
 PLOTTED = ("reward", "kl", "entropy", "clip_fraction", "value_loss", "explained_variance")
@@ -345,27 +344,9 @@ class PPOTrainer(FinetuneTrainer):
         super()._log(record)
 
     def plot(self) -> Path:
-        """``ppo.png``: reward, KL, entropy, clip fraction, value loss and explained
-        variance against step."""
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        records = [r for r in read_metrics(self.run_dir / "metrics.jsonl") if "reward" in r]
-        fig, axes = plt.subplots(2, 3, figsize=(11, 6), sharex=True)
-        for ax, key in zip(axes.flat, PLOTTED, strict=True):
-            ax.plot([r["step"] for r in records], [r[key] for r in records])
-            ax.set_title(key.replace("_", " "))
-            ax.grid(alpha=0.3)
-        fig.tight_layout()
-        path = self.run_dir / "ppo.png"
-        try:
-            with atomic_path(path) as tmp:
-                fig.savefig(tmp, format="png", dpi=100)
-        finally:
-            plt.close(fig)
-        return path
+        """``loss.png``: loss and lr, then reward, KL, entropy, clip fraction, value loss
+        and explained variance against step."""
+        return plot_metrics(self.run_dir / "metrics.jsonl", self.run_dir / "loss.png", PLOTTED)
 
     def save_policy(self) -> Path:
         """The tuned policy alone, as a checkpoint ``legollm chat`` / ``generate`` load."""

@@ -65,18 +65,19 @@ def run_finetuning_command(args: argparse.Namespace, config_cls, runner) -> int:
             + (f", val loss {val:.4f}" if val is not None else "")
             + f"; trained {summary['trainable']:,} of {summary['total']:,} parameters"
         )
+        if summary.get("rollout"):  # ppo
+            m = summary["rollout"]
+            print(f"last rollout: reward {m['reward']:.4f}, KL to the start {m['kl']:.4f}, "
+                  f"response length {m['response_length']:.1f}")  # fmt: skip
+            print(f"policy:     {summary['policy']}")
         if summary.get("preference"):
             m = summary["preference"]
             print(
                 f"val pairs: accuracy {m['accuracy']:.3f}, reward margin {m['margin']:.4f} "
                 f"(chosen {m['reward_chosen']:.4f}, rejected {m['reward_rejected']:.4f})"
             )
-        if summary.get("rollout"):
-            m = summary["rollout"]
-            print(f"last rollout: reward {m['reward']:.4f}, KL to the start {m['kl']:.4f}, "
-                  f"response length {m['response_length']:.1f}")  # fmt: skip
         print(f"checkpoint: {summary['run_dir']}/latest.pt")
-        for key in ("policy", "adapter", "responses", "plot"):
+        for key in ("adapter", "responses", "plot"):
             if summary.get(key):
                 print(f"{key + ':':<11} {summary[key]}")
     return 0

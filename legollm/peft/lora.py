@@ -132,14 +132,14 @@ class LoRALinear(Linear):
         nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5))  # nn.Linear's own init
         self.lora_dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.merged = False
-        self.disabled = False  # see adapters_disabled
+        self.enabled = True  # False: the base layer alone (see adapters_disabled)
 
     def delta_weight(self) -> torch.Tensor:
         return (self.lora_B @ self.lora_A) * self.scaling  # (out, in)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = super().forward(x)  # the frozen base, threaded where that pays
-        if self.merged or self.disabled:
+        if self.merged or not self.enabled:
             return y
         # (..., in) -> (..., r) -> (..., out): never materialises the (out, in) update
         return y + F.linear(F.linear(self.lora_dropout(x), self.lora_A), self.lora_B) * self.scaling
@@ -251,25 +251,19 @@ def unmerge_lora(model: nn.Module) -> nn.Module:
 
 @contextlib.contextmanager
 def adapters_disabled(model: nn.Module) -> Iterator[nn.Module]:
-    """Inside the block the model computes what its base computes (adapters skipped).
-
-    The base weights are shared, not copied, so this *is* the reference policy of RLHF
-    (the starting model) at no memory cost. Merged adapters are unmerged for the block
-    and merged back after it.
-    """
+    """Inside the block, the model computes what its base computes: every adapter is
+    skipped. RL uses it for the reference policy (the starting model) without a second
+    copy of the weights in memory. Merged adapters are in the weights: unmerge first."""
     layers = list(lora_layers(model).values())
-    merged = [m for m in layers if m.merged]
-    for m in merged:
-        m.unmerge()
+    if any(m.merged for m in layers):
+        raise ConfigError("adapters_disabled needs unmerged adapters; call unmerge_lora first")
     for m in layers:
-        m.disabled = True
+        m.enabled = False
     try:
         yield model
     finally:
         for m in layers:
-            m.disabled = False
-        for m in merged:
-            m.merge()
+            m.enabled = True
 
 
 def remove_lora(model: nn.Module, merge: bool = True) -> nn.Module:

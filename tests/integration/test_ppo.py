@@ -89,7 +89,7 @@ def test_policy_checkpoint_loads_and_logs_have_every_statistic(
     rec = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()][-1]
     for key in ("reward", "kl", "entropy", "clip_fraction", "value_loss", "explained_variance"):
         assert key in rec
-    assert (run / "ppo.png").is_file() and (run / "adapter").is_dir()
+    assert (run / "loss.png").is_file() and (run / "adapter").is_dir()
     loaded = load_model(run / "policy.pt")
     assert loaded.prompt_format == "alpaca"
     assert loaded.model(torch.tensor([[1, 2, 3]])).shape[-1] == loaded.model.config.vocab_size

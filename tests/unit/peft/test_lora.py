@@ -234,9 +234,11 @@ def test_lora_forward_has_no_dropout_in_eval():
     assert not torch.equal(F.softmax(model(x), -1), F.softmax(model(x), -1))
 
 
-def test_adapters_disabled_is_the_base_model_and_restores_merged_adapters():
+def test_adapters_disabled_is_the_base_model_and_refuses_merged_adapters():
+    import pytest
     import torch
 
+    from legollm.core.exceptions import ConfigError
     from legollm.models import DecoderLM, ModelConfig
     from legollm.peft import LoRAConfig, adapters_disabled, apply_lora, lora_layers, merge_lora
 
@@ -254,7 +256,5 @@ def test_adapters_disabled_is_the_base_model_and_restores_merged_adapters():
         assert torch.equal(model(ids), base)
     assert torch.equal(model(ids), tuned)
     merge_lora(model)
-    with adapters_disabled(model):
-        assert torch.allclose(model(ids), base, atol=1e-5)
-    assert all(m.merged for m in lora_layers(model).values())
-    assert torch.allclose(model(ids), tuned, atol=1e-5)
+    with pytest.raises(ConfigError, match="unmerge"), adapters_disabled(model):
+        pass
