@@ -314,6 +314,7 @@ class PPOTrainer(FinetuneTrainer):
     PPO's; logs the rollout's and the step's statistics with every loss record."""
 
     unit: ClassVar[str] = "prompts"
+    saves_adapter: ClassVar[bool] = False  # the policy's own, without the value head: below
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -363,10 +364,8 @@ class PPOTrainer(FinetuneTrainer):
         if self.is_main:
             out["policy"] = str(self.save_policy())
         if self.is_main and self.run is not None and self.run.lora is not None:
-            # the policy's own adapter (write_run_files would prefix its layers "policy.")
             policy = unwrap_model(self.raw_model).policy
             out["adapter"] = str(save_adapter(policy, self.run_dir / "adapter"))
-            self.run.lora = None
         return out
 
 

@@ -78,3 +78,14 @@ def test_missing_fields_and_non_reward_checkpoints_are_one_line_errors(
     assert err.count("\n") == 1
     with pytest.raises(Exception, match="not a reward model"):
         RewardModel.load(char_checkpoint)
+
+
+def test_lora_reward_run_writes_no_headless_adapter(tmp_path, char_checkpoint, capsys):
+    (tmp_path / "data.json").write_text(json.dumps(case_pairs(24)))
+    cfg = write_config(tmp_path, init=str(char_checkpoint), test_fraction=0.0)
+    argv = ["reward-model", "--config", str(cfg), "train.max_iters=1", "--lora", "r=2,alpha=4"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "val pairs: accuracy" in out and "adapter:" not in out
+    assert not (tmp_path / "run" / "adapter").exists()
+    assert RewardModel.load(tmp_path / "run").score_ids([[1, 2, 3]]).shape == (1,)
