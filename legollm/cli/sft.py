@@ -65,6 +65,11 @@ def run_finetuning_command(args: argparse.Namespace, config_cls, runner) -> int:
             + (f", val loss {val:.4f}" if val is not None else "")
             + f"; trained {summary['trainable']:,} of {summary['total']:,} parameters"
         )
+        if summary.get("rollout"):  # ppo
+            m = summary["rollout"]
+            print(f"last rollout: reward {m['reward']:.4f}, KL to the start {m['kl']:.4f}, "
+                  f"response length {m['response_length']:.1f}")  # fmt: skip
+            print(f"policy:     {summary['policy']}")
         if summary.get("preference"):
             m = summary["preference"]
             print(
