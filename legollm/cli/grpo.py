@@ -31,7 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="the task's settings, e.g. digits=2 (addition), max_len=5 (reverse)",
     )
     p.add_argument("--out", required=True, help="folder for sft.json and base.pt")
-    p.add_argument("--records", type=int, default=4000, help="solved examples in sft.json")
+    p.add_argument("--records", type=int, default=2000, help="solved examples in sft.json")
     p.add_argument("--seed", type=int, default=0, help="of the examples and the weights")
     p.add_argument("--n-layer", type=int, default=2)
     p.add_argument("--n-head", type=int, default=4)
