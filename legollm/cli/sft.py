@@ -78,7 +78,7 @@ def run_finetuning_command(args: argparse.Namespace, config_cls, runner) -> int:
             )
         if summary.get("eval_reward") is not None:  # grpo
             print(
-                f"reward: rollouts {summary['first_reward']:.3f} (first step) -> "
+                f"reward: rollouts {summary['first_reward']:.3f} (first logged steps) -> "
                 f"{summary['last_reward']:.3f} (last); greedy on held-out prompts "
                 f"{summary['eval_reward']:.3f}"
             )
