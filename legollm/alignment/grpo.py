@@ -353,8 +353,6 @@ class GRPOTrainer(FinetuneTrainer):
     """The fine-tuning trainer with GRPO's loss; logs the rollouts' rewards, the KL and the
     clip fraction with each loss record, and a greedy held-out reward at each eval point."""
 
-    unit: ClassVar[str] = "prompts"
-
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.train_loader.bind(self)
