@@ -31,6 +31,9 @@ SUBCOMMAND_MODULES = [
     "legollm.cli.eval",
     "legollm.cli.sft",
     "legollm.cli.dpo",
+    "legollm.cli.reward_model",
+    "legollm.cli.ppo",
+    "legollm.cli.grpo",
 ]
 
 

@@ -65,11 +65,22 @@ def run_finetuning_command(args: argparse.Namespace, config_cls, runner) -> int:
             + (f", val loss {val:.4f}" if val is not None else "")
             + f"; trained {summary['trainable']:,} of {summary['total']:,} parameters"
         )
+        if summary.get("rollout"):  # ppo
+            m = summary["rollout"]
+            print(f"last rollout: reward {m['reward']:.4f}, KL to the start {m['kl']:.4f}, "
+                  f"response length {m['response_length']:.1f}")  # fmt: skip
+            print(f"policy:     {summary['policy']}")
         if summary.get("preference"):
             m = summary["preference"]
             print(
                 f"val pairs: accuracy {m['accuracy']:.3f}, reward margin {m['margin']:.4f} "
                 f"(chosen {m['reward_chosen']:.4f}, rejected {m['reward_rejected']:.4f})"
+            )
+        if summary.get("eval_reward") is not None:  # grpo
+            print(
+                f"reward: rollouts {summary['first_reward']:.3f} (first logged steps) -> "
+                f"{summary['last_reward']:.3f} (last); greedy on held-out prompts "
+                f"{summary['eval_reward']:.3f}"
             )
         print(f"checkpoint: {summary['checkpoint']}")
         for key in ("adapter", "responses", "plot"):

@@ -202,6 +202,9 @@ class FinetuneTrainer(Trainer):
     tokenizer, test records, LoRA) that :func:`write_run_files` needs."""
 
     unit: ClassVar[str] = "examples"  # what the loss is averaged over, for messages
+    # whether the LoRA adapters alone make the result (False: the run adds weights of its
+    # own, e.g. a reward model's scalar head, so only the checkpoint holds it all)
+    saves_adapter: ClassVar[bool] = True
 
     def __init__(self, *args, finetune: FinetuneConfig, run: FinetuneRun | None = None,
                  **kwargs):  # fmt: skip
@@ -275,7 +278,7 @@ def write_run_files(trainer: FinetuneTrainer) -> dict[str, str]:
     model = trainer.full_model()  # gathered from every rank's shards under fsdp
     if not trainer.is_main or run is None:
         return paths
-    if run.lora is not None:
+    if run.lora is not None and trainer.saves_adapter:
         paths["adapter"] = str(save_adapter(model, run_dir / "adapter"))
     test, limit = run.test, run.config.max_test_responses
     if limit is not None:

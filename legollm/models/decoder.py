@@ -180,6 +180,35 @@ class DecoderLM(nn.Module):
 
         ``targets`` (deprecated) returns ``(logits, training_loss(...))`` instead.
         """
+        x = self.features(idx, input_pos=input_pos, position_ids=position_ids,
+                          attention_mask=attention_mask, document_ids=document_ids)  # fmt: skip
+        if last_only and targets is None:
+            x = x[:, -1:]
+        if return_hidden and targets is None:
+            return x
+        logits = self.lm_head(x)  # (B, T, vocab)
+        if targets is None:
+            return logits
+        warnings.warn(
+            "model(x, targets=y) is deprecated and will be removed: call logits = model(x), "
+            "then legollm.models.loss.training_loss(model, logits, y)",
+            DeprecationWarning,
+            stacklevel=4,  # forward <- Module._call_impl <- Module.__call__ <- the caller
+        )
+        return logits, training_loss(self, logits, targets, loss_reduction)
+
+    def features(
+        self,
+        idx: torch.Tensor,
+        *,
+        input_pos: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        document_ids: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """The final-norm hidden states (B, T, C) that ``lm_head`` projects onto the
+        vocabulary; other heads (a reward model's or PPO's value head) read them too.
+        Arguments as in :meth:`forward`."""
         self._check_inputs(idx, input_pos, position_ids, document_ids)
         if input_pos is None:
             input_pos = torch.arange(idx.shape[1], device=idx.device)
@@ -198,21 +227,7 @@ class DecoderLM(nn.Module):
                                use_reentrant=False)  # fmt: skip
             else:
                 x = block(x, rope, input_pos, attention_mask, document_ids)
-        if last_only and targets is None:
-            x = x[:, -1:]
-        x = self.norm(x)
-        if return_hidden and targets is None:
-            return x
-        logits = self.lm_head(x)  # (B, T, vocab)
-        if targets is None:
-            return logits
-        warnings.warn(
-            "model(x, targets=y) is deprecated and will be removed: call logits = model(x), "
-            "then legollm.models.loss.training_loss(model, logits, y)",
-            DeprecationWarning,
-            stacklevel=4,  # forward <- Module._call_impl <- Module.__call__ <- the caller
-        )
-        return logits, training_loss(self, logits, targets, loss_reduction)
+        return self.norm(x)
 
     def _check_inputs(self, idx, input_pos, position_ids, document_ids) -> None:
         """Refuse inputs this model cannot compute, saying what to do instead."""

@@ -20,8 +20,10 @@ plain ``nn.Linear`` layers for ``save_pretrained``. Unmerging subtracts it again
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import math
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -130,13 +132,14 @@ class LoRALinear(Linear):
         nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5))  # nn.Linear's own init
         self.lora_dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.merged = False
+        self.enabled = True  # False: the base layer alone (see adapters_disabled)
 
     def delta_weight(self) -> torch.Tensor:
         return (self.lora_B @ self.lora_A) * self.scaling  # (out, in)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = super().forward(x)  # the frozen base, threaded where that pays
-        if self.merged:
+        if self.merged or not self.enabled:
             return y
         # (..., in) -> (..., r) -> (..., out): never materialises the (out, in) update
         return y + F.linear(F.linear(self.lora_dropout(x), self.lora_A), self.lora_B) * self.scaling
@@ -246,6 +249,23 @@ def unmerge_lora(model: nn.Module) -> nn.Module:
     return model
 
 
+@contextlib.contextmanager
+def adapters_disabled(model: nn.Module) -> Iterator[nn.Module]:
+    """Inside the block, the model computes what its base computes: every adapter is
+    skipped. RL uses it for the reference policy (the starting model) without a second
+    copy of the weights in memory. Merged adapters are in the weights: unmerge first."""
+    layers = list(lora_layers(model).values())
+    if any(m.merged for m in layers):
+        raise ConfigError("adapters_disabled needs unmerged adapters; call unmerge_lora first")
+    for m in layers:
+        m.enabled = False
+    try:
+        yield model
+    finally:
+        for m in layers:
+            m.enabled = True
+
+
 def remove_lora(model: nn.Module, merge: bool = True) -> nn.Module:
     """Swap every LoRALinear back for a plain Linear (merged first unless ``merge=False``,
     which drops the adapters). The result is an ordinary model, trainable again."""
@@ -299,6 +319,7 @@ __all__ = [
     "TARGET_PRESETS",
     "LoRAConfig",
     "LoRALinear",
+    "adapters_disabled",
     "apply_lora",
     "find_targets",
     "load_lora_state",

@@ -98,8 +98,14 @@ def read_metrics(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     return [json.loads(line) for line in p.read_text(encoding="utf-8").splitlines() if line]
 
 
-def plot_metrics(metrics_path: str | os.PathLike[str], png_path: str | os.PathLike[str]) -> Path:
-    """Loss (train and val) and learning rate against step, as a PNG (written atomically)."""
+def plot_metrics(
+    metrics_path: str | os.PathLike[str],
+    png_path: str | os.PathLike[str],
+    extra: tuple[str, ...] = (),
+) -> Path:
+    """Loss (train and val) and learning rate against step, as a PNG (written atomically);
+    one more panel per ``extra`` key that the records hold (an RL run's reward, KL).
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -109,7 +115,11 @@ def plot_metrics(metrics_path: str | os.PathLike[str], png_path: str | os.PathLi
     train = [(r["step"], r["loss"]) for r in records if "loss" in r]
     val = [(r["step"], r["val_loss"]) for r in records if "val_loss" in r]
     lrs = [(r["step"], r["lr"]) for r in records if "lr" in r]
-    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(7, 6), sharex=True)
+    more = {k: [(r["step"], r[k]) for r in records if k in r] for k in extra}
+    more = {k: points for k, points in more.items() if points}
+    fig, (ax1, ax2, *axes) = plt.subplots(
+        2 + len(more), 1, figsize=(7, 6 + 2 * len(more)), sharex=True, squeeze=True
+    )
     if train:
         ax1.plot(*zip(*train, strict=True), label="train")
     if val:
@@ -120,7 +130,11 @@ def plot_metrics(metrics_path: str | os.PathLike[str], png_path: str | os.PathLi
     if lrs:
         ax2.plot(*zip(*lrs, strict=True), color="tab:green")
     ax2.set_ylabel("learning rate")
-    ax2.set_xlabel("step")
+    for ax, (key, points) in zip(axes, more.items(), strict=True):
+        ax.plot(*zip(*points, strict=True), ".-" if len(points) < 30 else "-")
+        ax.set_ylabel(key)
+        ax.grid(alpha=0.3)
+    (axes[-1] if axes else ax2).set_xlabel("step")
     ax2.grid(alpha=0.3)
     fig.tight_layout()
     try:

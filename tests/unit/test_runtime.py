@@ -113,13 +113,15 @@ def test_the_real_verdict_agrees_with_a_measurement(detect):
 
 def _train_section(path: Path) -> dict:
     d = yaml.safe_load(path.read_text())
-    return d.get("train", d) if path.parent.name in ("sft", "dpo") else d
+    return d.get("train", d) if path.parent.name in ("sft", "dpo", "grpo") else d
 
 
 def test_every_shipped_cpu_config_lets_auto_pick_the_precision():
     """A CPU recipe must not force bf16: on CPUs without native bf16 it is ~10x slower."""
     configs = [
-        p for kind in ("train", "sft", "dpo") for p in (ROOT / "configs" / kind).glob("*.yaml")
+        p
+        for kind in ("train", "sft", "dpo", "grpo")
+        for p in (ROOT / "configs" / kind).glob("*.yaml")
     ]
     cpu = [p for p in configs if _train_section(p).get("device") == "cpu" or "cpu" in p.stem]
     assert "shakespeare_char_cpu" in {p.stem for p in cpu}

@@ -232,3 +232,29 @@ def test_lora_forward_has_no_dropout_in_eval():
     assert torch.equal(model(x), model(x))
     model.train()
     assert not torch.equal(F.softmax(model(x), -1), F.softmax(model(x), -1))
+
+
+def test_adapters_disabled_is_the_base_model_and_refuses_merged_adapters():
+    import pytest
+    import torch
+
+    from legollm.core.exceptions import ConfigError
+    from legollm.models import DecoderLM, ModelConfig
+    from legollm.peft import LoRAConfig, adapters_disabled, apply_lora, lora_layers, merge_lora
+
+    torch.manual_seed(0)
+    model = DecoderLM(ModelConfig(vocab_size=50, context_length=16, n_layer=1, n_head=2,
+                                  n_embd=16, dropout=0.0))  # fmt: skip
+    ids = torch.randint(0, 50, (2, 6))
+    base = model(ids)
+    apply_lora(model, LoRAConfig(r=2, alpha=4, targets=["attn"]))
+    for m in lora_layers(model).values():  # move the adapters away from B = 0
+        torch.nn.init.normal_(m.lora_B)
+    tuned = model(ids)
+    assert not torch.allclose(tuned, base)
+    with adapters_disabled(model):
+        assert torch.equal(model(ids), base)
+    assert torch.equal(model(ids), tuned)
+    merge_lora(model)
+    with pytest.raises(ConfigError, match="unmerge"), adapters_disabled(model):
+        pass
