@@ -1,0 +1,225 @@
+"""GGUF export checked by llama.cpp itself (through llama-cpp-python).
+
+For a tiny random model of each architecture, saved by transformers with a tokenizer.json
+made by `tokenizers`, and for a model the demo trains, loaded by us and exported:
+
+- llama.cpp's token ids for text that exercises the split patterns equal ours;
+- its logits for a prompt equal ours: f32 within 1e-3 relative (max |difference| over
+  the largest |logit|); f16 and q8_0 within the tolerances explained at ``TOLERANCE``;
+- its greedy continuation of 32 tokens equals ours (f32).
+
+llama-cpp-python compiles llama.cpp on install (the ``gguf`` dependency group). Without
+it these tests skip with a message, except in CI, where they fail.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+from transformers import (
+    GPT2Config,
+    GPT2LMHeadModel,
+    LlamaConfig,
+    LlamaForCausalLM,
+    MistralConfig,
+    MistralForCausalLM,
+    Qwen3Config,
+    Qwen3ForCausalLM,
+)
+
+from legollm.cli.main import main
+from legollm.core.tokenization.patterns import LLAMA3_SPLIT_PATTERN
+from legollm.export import export_gguf
+from legollm.export.gguf_vocab import QWEN2_SPLIT_PATTERN
+from legollm.generation import generate
+from legollm.models.loading import load_model
+
+pytestmark = pytest.mark.slow
+
+
+def _llama_cpp():
+    try:
+        import llama_cpp
+    except ImportError:
+        msg = "llama-cpp-python is not installed (uv sync --group gguf)"
+        if os.environ.get("CI"):
+            pytest.fail(msg)
+        pytest.skip(msg)
+    return llama_cpp
+
+
+SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+CORPUS = [
+    "Hello world! It's a fine day, isn't it? I'm sure THEY'LL say 12345 or 3.14159.\n"
+    "café naïve déjà vu — 中文字符 日本語 😀👍 \t\ttabs  and   spaces\n\n\nnew lines\r\n"
+    "def f(x):\n    return x ** 2  # four spaces\n" * 3
+] * 20
+PROBES = [
+    "Hello, world! How's it going? I'M FINE, they'll see.",
+    "café naïve Ünïcödé 中文 日本語 😀 👍🏽 ∑∫√",
+    "123 4567 89012 3.14159 1,000,000 2024-01-01",
+    "a  b   c    d\t\te\n\nf\n\n\n  g \r\n h   ",
+    "   leading and trailing   ",
+    "<|im_start|>user\nhi<|im_end|>\n<|endoftext|>",
+    "x<|endoftext|>y <|im_end|> z",
+]
+PROMPT = "Hello world! It's a fine day, isn't it? 12345 café 中文"
+TEMPLATE = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
+    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def _tokenizer_json(d: Path, pattern: str | None, ignore_merges: bool, nfc: bool) -> int:
+    """Train a byte-level BPE with `tokenizers` into ``d/tokenizer.json``; its size.
+
+    ``pattern`` None is GPT-2's ByteLevel pre-tokenizer; else a Split with that regex
+    followed by ByteLevel(use_regex=False), as Llama 3's and Qwen's files have.
+    """
+    tok = Tokenizer(models.BPE(ignore_merges=ignore_merges))
+    byte_level = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=pattern is None)
+    if pattern is not None:
+        split = pre_tokenizers.Split(Regex(pattern), behavior="isolated")
+        byte_level = pre_tokenizers.Sequence([split, byte_level])
+    tok.pre_tokenizer = byte_level
+    tok.decoder = decoders.ByteLevel()
+    if nfc:
+        tok.normalizer = normalizers.NFC()
+    trainer = trainers.BpeTrainer(vocab_size=420, special_tokens=SPECIALS,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())  # fmt: skip
+    tok.train_from_iterator(CORPUS, trainer)
+    d.mkdir(parents=True, exist_ok=True)
+    tok.save(str(d / "tokenizer.json"))
+    return tok.get_vocab_size()
+
+
+_SIZES = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4)
+_LLAMA3_ROPE = dict(rope_type="llama3", factor=4.0, low_freq_factor=1.0, high_freq_factor=4.0,
+                    original_max_position_embeddings=16)  # fmt: skip
+# name -> (model class, config class, config fields, tokenizer: (pattern, ignore_merges, nfc))
+CASES = {
+    "gpt2": (GPT2LMHeadModel, GPT2Config,
+             dict(n_embd=64, n_layer=2, n_head=4, n_positions=128), (None, False, False)),
+    "llama3.1-gqa-tied": (LlamaForCausalLM, LlamaConfig,
+                          dict(_SIZES, num_key_value_heads=2, tie_word_embeddings=True,
+                               rope_scaling=_LLAMA3_ROPE, max_position_embeddings=128),
+                          (LLAMA3_SPLIT_PATTERN, True, False)),
+    "llama-biases-untied": (LlamaForCausalLM, LlamaConfig,
+                            dict(_SIZES, attention_bias=True, tie_word_embeddings=False,
+                                 max_position_embeddings=128),
+                            (LLAMA3_SPLIT_PATTERN, False, False)),
+    "qwen3": (Qwen3ForCausalLM, Qwen3Config,
+              dict(_SIZES, num_key_value_heads=2, head_dim=32, tie_word_embeddings=True,
+                   max_position_embeddings=128), (QWEN2_SPLIT_PATTERN, False, True)),
+    "mistral": (MistralForCausalLM, MistralConfig,
+                dict(_SIZES, num_key_value_heads=2, sliding_window=None,
+                     max_position_embeddings=128), (LLAMA3_SPLIT_PATTERN, True, False)),
+}  # fmt: skip
+
+# How far llama.cpp's logits may be from our f32 logits, relative to the largest |logit|.
+# f32: the same arithmetic in another order (the issue's 1e-3).
+# f16: weights rounded to 11 significant bits (relative error <= 2^-11 ~ 5e-4 each), and
+#   llama.cpp also rounds the activations entering each f16 matmul to f16; over a few
+#   layers the errors add up to a few 1e-3, so 1e-2.
+# q8_0: weights in blocks of 32 sharing one scale (max |w| / 127: error <= 1/254 of the
+#   block's largest weight), and llama.cpp quantizes activations to q8_0 the same way
+#   before each matmul; a few 1e-2 of the largest logit, so 5e-2 (still far below the
+#   gap between the logits of a trained model's top tokens, which greedy decoding needs).
+TOLERANCE = {"f32": 1e-3, "f16": 1e-2, "q8_0": 5e-2}
+
+
+def _hf_dir(tmp: Path, case: str) -> Path:
+    model_cls, config_cls, fields, (pattern, ignore_merges, nfc) = CASES[case]
+    d = tmp / case
+    vocab = _tokenizer_json(d, pattern, ignore_merges, nfc)
+    torch.manual_seed(0)
+    config = config_cls(vocab_size=vocab, initializer_range=0.2, bos_token_id=None,
+                        eos_token_id=None, pad_token_id=None, **fields)  # fmt: skip
+    model_cls(config).eval().save_pretrained(d)
+    # what the model's tokens are for, by name: llama.cpp-based chat apps read these
+    tok_config = {
+        "eos_token": "<|im_end|>",
+        "bos_token": "<|endoftext|>",
+        "chat_template": TEMPLATE,
+    }
+    (d / "tokenizer_config.json").write_text(json.dumps(tok_config))
+    return d
+
+
+def _relative_error(theirs: np.ndarray, ours: np.ndarray) -> float:
+    return float(np.abs(theirs - ours).max() / np.abs(ours).max())
+
+
+def _check_tokenization(llama_cpp, gguf: Path, tokenizer, eos: str, template: str | None):
+    vocab = llama_cpp.Llama(str(gguf), vocab_only=True, verbose=False)
+    assert vocab.token_eos() == tokenizer.special_tokens[eos]
+    assert vocab.metadata.get("tokenizer.chat_template") == template
+    for text in PROBES:
+        ours = tokenizer.encode(text)
+        assert vocab.tokenize(text.encode(), add_bos=False, special=True) == ours, text
+        plain = tokenizer.encode_ordinary(text)
+        assert vocab.tokenize(text.encode(), add_bos=False, special=False) == plain, text
+
+
+def _llama_logits_and_greedy(llama_cpp, gguf: Path, ids: list[int], new: int):
+    """llama.cpp's logits for every prompt position, then ``new`` greedy tokens."""
+    llm = llama_cpp.Llama(str(gguf), n_ctx=128, n_batch=128, logits_all=True, n_threads=2,
+                          seed=0, verbose=False)  # fmt: skip
+    llm.eval(ids)
+    logits = np.array(llm.scores[: len(ids)], dtype=np.float32)
+    out = []
+    for _ in range(new):
+        nxt = int(np.argmax(llm.scores[llm.n_tokens - 1]))
+        out.append(nxt)
+        llm.eval([nxt])
+    return logits, out
+
+
+def _ours(loaded, ids: list[int], new: int):
+    x = torch.tensor([ids])
+    with torch.no_grad():
+        logits = loaded.model(x)
+        logits = logits[0] if isinstance(logits, tuple) else logits
+        greedy = generate(loaded.model, x, new, temperature=0.0)[0, len(ids) :].tolist()
+    return logits[0].float().numpy(), greedy
+
+
+def _check_model(llama_cpp, loaded, tmp: Path, eos: str, template: str | None,
+                 dtypes=("f32", "f16", "q8_0")) -> None:  # fmt: skip
+    ids = loaded.tokenizer.encode(PROMPT)
+    ours_logits, ours_greedy = _ours(loaded, ids, 32)
+    for dtype in dtypes:
+        gguf = export_gguf(loaded, None, tmp / f"model-{dtype}.gguf", dtype)
+        if dtype == "f32":
+            _check_tokenization(llama_cpp, gguf, loaded.tokenizer, eos, template)
+        logits, greedy = _llama_logits_and_greedy(llama_cpp, gguf, ids, 32 if dtype == "f32" else 0)
+        err = _relative_error(logits, ours_logits)
+        assert err < TOLERANCE[dtype], f"{dtype}: logits differ by {err:.2e} (relative)"
+        if dtype == "f32":
+            assert greedy == ours_greedy
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_llama_cpp_agrees_with_us_on_a_tiny_random_model(case, tmp_path):
+    llama_cpp = _llama_cpp()
+    loaded = load_model(_hf_dir(tmp_path, case))
+    _check_model(llama_cpp, loaded, tmp_path, "<|im_end|>", TEMPLATE)
+
+
+def test_llama_cpp_agrees_with_us_on_a_model_the_demo_trains(tmp_path, capsys):
+    llama_cpp = _llama_cpp()
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "--max-iters", "30", "--vocab-size", "400",
+                 "--tokenizer-chars", "40000", "--no-progress"]) == 0  # fmt: skip
+    gguf = tmp_path / "demo.gguf"
+    assert main(["export", str(out / "run"), "--format", "gguf", "--output", str(gguf)]) == 0
+    assert str(gguf) in capsys.readouterr().out
+    loaded = load_model(out / "run")
+    _check_tokenization(llama_cpp, gguf, loaded.tokenizer, "<|endoftext|>", None)
+    _check_model(llama_cpp, loaded, tmp_path, "<|endoftext|>", None, dtypes=("f32", "q8_0"))
