@@ -15,6 +15,8 @@ and builds its graph from fixed tensor names, so exporting is a mapping from our
   divided by.
 - ``qwen3``: Llama plus per-head RMSNorm of q and k, and llama.cpp rotates halves for
   it, so nothing is permuted.
+- mixtures of experts (Mixtral as ``llama``, Qwen 3 MoE as ``qwen3moe``): the router is
+  ``ffn_gate_inp`` and each projection of all experts is one stacked 3-D tensor.
 
 llama.cpp's Llama has no sliding window: a model with one (Mistral v0.1) is written
 with its context length cut to the window, where windowed and full attention agree.
@@ -45,10 +47,10 @@ from legollm.models.decoder import DecoderLM
 from legollm.models.loading import LoadedModel
 
 DTYPES = ("f32", "f16", "q8_0")
-ARCHITECTURES = ("gpt2", "llama", "qwen3")
+ARCHITECTURES = ("gpt2", "llama", "qwen3", "qwen3moe")
 SUPPORTED = (
     "GPT-2 (LayerNorm, learned positions, tanh GELU, biases) and the Llama family "
-    "(Llama 3/3.1/3.2, Mistral, Qwen 3: RMSNorm, RoPE, SwiGLU)"
+    "(Llama 3/3.1/3.2, Mistral, Mixtral, Qwen 3, Qwen 3 MoE: RMSNorm, RoPE, SwiGLU)"
 )
 _Q8_BLOCK = 32
 
@@ -102,8 +104,6 @@ def export_gguf(
 
 def gguf_architecture(c: ModelConfig) -> str:
     """The llama.cpp architecture that computes what ``c`` computes, or a ConfigError."""
-    if c.ffn == "moe":
-        raise ConfigError(f"mixture-of-experts models are not supported for GGUF; {SUPPORTED}")
     if (c.norm, c.position, c.ffn) == ("layernorm", "learned", "gelu_mlp"):
         _require(c.gelu_approximate == "tanh", "llama.cpp's gpt2 uses the tanh GELU")
         _require(
@@ -112,17 +112,24 @@ def gguf_architecture(c: ModelConfig) -> str:
         )
         _require(c.kv_heads == c.n_head, "llama.cpp's gpt2 has no grouped-query attention")
         _require(c.head_size * c.n_head == c.n_embd, "llama.cpp's gpt2 has no head_dim")
-        _require(c.qk_norm is False, "llama.cpp's gpt2 has no q/k norms")
+        _require(not c.qk_norm, "llama.cpp's gpt2 has no q/k norms")
         return "gpt2"
-    if (c.norm, c.position, c.ffn) == ("rmsnorm", "rope", "swiglu"):
+    if (c.norm, c.position) == ("rmsnorm", "rope") and c.ffn in ("swiglu", "moe"):
         _require(not c.norm_bias, "llama.cpp's RMSNorm has no bias")
+        moe = c.ffn == "moe"
+        if moe:
+            _require(
+                c.moe_normalize_topk,
+                "llama.cpp renormalises the chosen experts' weights (moe_normalize_topk)",
+            )
         if c.qk_norm:
             _require(
                 not (c.qkv_bias or c.attn_out_bias or c.mlp_bias),
                 "llama.cpp's qwen3 has no biases",
             )
-            return "qwen3"
+            return "qwen3moe" if moe else "qwen3"
         _require(c.qkv_bias == c.attn_out_bias, "llama.cpp's llama has q/k/v/o biases or none")
+        _require(not (moe and c.mlp_bias), "llama.cpp's mixture of experts has no biases")
         return "llama"
     raise ConfigError(
         f"norm={c.norm}, position={c.position}, ffn={c.ffn} is not an architecture llama.cpp "
@@ -174,9 +181,20 @@ def _layer(s: dict, ours: str, theirs: str, c: ModelConfig, arch: str) -> Iterat
         yield _Tensor(theirs + "attn_k_norm.weight", s[ours + "attn.k_norm.weight"])
     yield from _maybe_bias(s, ours + "attn.o_proj", theirs + "attn_output")
     yield from _maybe_bias(s, ours + "ffn_norm", theirs + "ffn_norm")
+    if c.ffn == "moe":
+        yield from _experts(s, ours, theirs, c.n_experts)
+        return
     projections = ("up", "down") if arch == "gpt2" else ("gate", "up", "down")
     for p in projections:
         yield from _maybe_bias(s, f"{ours}ffn.{p}_proj", f"{theirs}ffn_{p}")
+
+
+def _experts(s: dict, ours: str, theirs: str, n: int) -> Iterator[_Tensor]:
+    """The router, and each projection of every expert stacked into one 3-D tensor."""
+    yield _Tensor(theirs + "ffn_gate_inp.weight", s[ours + "ffn.router.weight"])
+    for p in ("gate", "up", "down"):
+        stacked = torch.stack([s[f"{ours}ffn.experts.{e}.{p}_proj.weight"] for e in range(n)])
+        yield _Tensor(f"{theirs}ffn_{p}_exps.weight", stacked)
 
 
 def _maybe_bias(s: dict, ours: str, theirs: str) -> Iterator[_Tensor]:
@@ -263,6 +281,10 @@ def _add_hyperparameters(w: Any, arch: str, c: ModelConfig) -> None:
     w.add_rope_dimension_count(c.head_size)
     w.add_key_length(c.head_size)
     w.add_value_length(c.head_size)
+    if c.ffn == "moe":
+        w.add_expert_count(c.n_experts)
+        w.add_expert_used_count(c.n_experts_per_token)
+        w.add_expert_feed_forward_length(c.ffn_size)
 
 
 def _add_vocab(w: Any, v: GGUFVocab) -> None:

@@ -29,8 +29,12 @@ from transformers import (
     LlamaForCausalLM,
     MistralConfig,
     MistralForCausalLM,
+    MixtralConfig,
+    MixtralForCausalLM,
     Qwen3Config,
     Qwen3ForCausalLM,
+    Qwen3MoeConfig,
+    Qwen3MoeForCausalLM,
 )
 
 from legollm.cli.main import main
@@ -120,6 +124,14 @@ CASES = {
     "mistral": (MistralForCausalLM, MistralConfig,
                 dict(_SIZES, num_key_value_heads=2, sliding_window=None,
                      max_position_embeddings=128), (LLAMA3_SPLIT_PATTERN, True, False)),
+    "mixtral": (MixtralForCausalLM, MixtralConfig,
+                dict(_SIZES, num_key_value_heads=2, num_local_experts=4, num_experts_per_tok=2,
+                     sliding_window=None, max_position_embeddings=128),
+                (LLAMA3_SPLIT_PATTERN, True, False)),
+    "qwen3-moe": (Qwen3MoeForCausalLM, Qwen3MoeConfig,
+                  dict(_SIZES, num_key_value_heads=2, head_dim=32, num_experts=4,
+                       num_experts_per_tok=2, moe_intermediate_size=64, norm_topk_prob=True,
+                       max_position_embeddings=128), (QWEN2_SPLIT_PATTERN, False, True)),
 }  # fmt: skip
 
 # How far llama.cpp's logits may be from our f32 logits, relative to the largest |logit|.

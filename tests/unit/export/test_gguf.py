@@ -83,7 +83,7 @@ def test_the_file_holds_our_weights_and_hyperparameters(tmp_path):
 @pytest.mark.parametrize(
     ("preset", "expected"),
     [("gpt2:tiny", "gpt2"), ("llama3:tiny", "llama"), ("mistral:tiny", "llama"),
-     ("qwen3:tiny", "qwen3")],
+     ("qwen3:tiny", "qwen3"), ("mixtral:tiny", "llama"), ("qwen3_moe:tiny", "qwen3moe")],
 )  # fmt: skip
 def test_architecture_is_chosen_by_what_the_config_computes(preset, expected):
     assert gguf_architecture(get_preset(preset)) == expected
@@ -92,7 +92,7 @@ def test_architecture_is_chosen_by_what_the_config_computes(preset, expected):
 @pytest.mark.parametrize(
     ("preset", "fields", "words"),
     [
-        ("mixtral:tiny", {}, "mixture-of-experts"),
+        ("mixtral:tiny", {"moe_normalize_topk": False}, "renormalises"),
         ("gpt2:tiny", {"gelu_approximate": "none"}, "tanh GELU"),
         ("gpt2:tiny", {"mlp_bias": False}, "biases"),
         ("qwen3:tiny", {"qkv_bias": True, "attn_out_bias": True}, "no biases"),
@@ -145,3 +145,38 @@ def test_cli_reports_bad_input_in_one_line(tmp_path, capsys):
     args = ["export", str(tmp_path / "nope"), "--format", "hf", "--output", out]
     assert main([*args, "--dtype", "q8_0"]) == 1
     assert "GGUF format" in capsys.readouterr().err
+
+
+def _field(reader, name):
+    return reader.fields[name].parts[-1][0]
+
+
+def test_a_sliding_window_model_declares_the_window_as_its_context(tmp_path):
+    """llama.cpp's Llama attends to the whole context: up to the window, so does Mistral."""
+    model = _model("mistral:tiny")
+    assert model.config.sliding_window < model.config.context_length
+    reader = gguf.GGUFReader(str(export_gguf(model, _tokenizer(), tmp_path / "m.gguf")))
+    assert _field(reader, "llama.context_length") == model.config.sliding_window
+
+
+def test_llama3_rope_scaling_becomes_the_factors_llama_cpp_divides_frequencies_by(tmp_path):
+    scaling = dict(rope_type="llama3", factor=8.0, low_freq_factor=1.0, high_freq_factor=4.0,
+                   original_max_position_embeddings=64)  # fmt: skip
+    model = _model("llama3:tiny", rope_scaling=scaling)
+    reader = gguf.GGUFReader(str(export_gguf(model, _tokenizer(), tmp_path / "m.gguf")))
+    factors = {t.name: t for t in reader.tensors}["rope_freqs.weight"].data
+    # Meta's rule: wavelengths above original/low_freq_factor = 64 positions are stretched
+    # by `factor`, those below original/high_freq_factor = 16 are kept, the rest blend
+    d = model.config.head_size
+    wavelen = 2 * math.pi * model.config.rope_theta ** (torch.arange(0, d, 2) / d)
+    assert factors[(wavelen < 16).numpy()].tolist() == [1.0] * int((wavelen < 16).sum())
+    assert factors[(wavelen > 64).numpy()] == pytest.approx(8.0)
+    middle = ((wavelen >= 16) & (wavelen <= 64)).numpy()
+    assert ((factors[middle] > 1.0) & (factors[middle] < 8.0)).all()
+
+
+def test_a_tokenizer_without_merges_is_refused(tmp_path):
+    tok = _tokenizer()
+    tok.bpe_mode = "ranks"  # what a tiktoken rank file gives
+    with pytest.raises(TokenizerError, match="tokenizer.json"):
+        export_gguf(_model(), tok, tmp_path / "m.gguf")
