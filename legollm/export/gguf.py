@@ -84,7 +84,8 @@ def export_gguf(
         tokenizer = tokenizer if tokenizer is not None else loaded.tokenizer
         if loaded.kind == "hf":
             special_ids, template = hf_special_tokens(loaded.path, tokenizer)
-        name = name or loaded.path.name
+        run = loaded.path.parent if loaded.kind == "checkpoint" else loaded.path
+        name = name or run.name
     if dtype not in DTYPES:
         raise ConfigError(f"GGUF dtype {dtype!r} is not one of {', '.join(DTYPES)}")
     out = Path(path)

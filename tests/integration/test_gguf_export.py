@@ -168,32 +168,28 @@ def _relative_error(theirs: np.ndarray, ours: np.ndarray) -> float:
     return float(np.abs(theirs - ours).max() / np.abs(ours).max())
 
 
-def _check_tokenization(llama_cpp, gguf: Path, tokenizer, eos: str, template: str | None):
-    vocab = llama_cpp.Llama(str(gguf), vocab_only=True, verbose=False)
-    assert vocab.token_eos() == tokenizer.special_tokens[eos]
-    assert vocab.metadata.get("tokenizer.chat_template") == template
+def _check_tokenization(llm, tokenizer, eos: str, template: str | None) -> None:
+    assert llm.token_eos() == tokenizer.special_tokens[eos]
+    assert llm.metadata.get("tokenizer.chat_template") == template
     for text in PROBES:
         ours = tokenizer.encode(text)
-        assert vocab.tokenize(text.encode(), add_bos=False, special=True) == ours, text
+        assert llm.tokenize(text.encode(), add_bos=False, special=True) == ours, text
         plain = tokenizer.encode_ordinary(text)
-        assert vocab.tokenize(text.encode(), add_bos=False, special=False) == plain, text
+        assert llm.tokenize(text.encode(), add_bos=False, special=False) == plain, text
 
 
-def _llama_logits_and_greedy(llama_cpp, gguf: Path, ids: list[int], new: int):
+def _logits_and_greedy(llm, ids: list[int], new: int) -> tuple[np.ndarray, list[int]]:
     """llama.cpp's logits for every prompt position, then ``new`` greedy tokens."""
-    llm = llama_cpp.Llama(str(gguf), n_ctx=128, n_batch=128, logits_all=True, n_threads=2,
-                          seed=0, verbose=False)  # fmt: skip
     llm.eval(ids)
     logits = np.array(llm.scores[: len(ids)], dtype=np.float32)
-    out = []
+    out: list[int] = []
     for _ in range(new):
-        nxt = int(np.argmax(llm.scores[llm.n_tokens - 1]))
-        out.append(nxt)
-        llm.eval([nxt])
+        out.append(int(np.argmax(llm.scores[llm.n_tokens - 1])))
+        llm.eval(out[-1:])
     return logits, out
 
 
-def _ours(loaded, ids: list[int], new: int):
+def _ours(loaded, ids: list[int], new: int) -> tuple[np.ndarray, list[int]]:
     x = torch.tensor([ids])
     with torch.no_grad():
         logits = loaded.model(x)
@@ -204,13 +200,16 @@ def _ours(loaded, ids: list[int], new: int):
 
 def _check_model(llama_cpp, loaded, tmp: Path, eos: str, template: str | None,
                  dtypes=("f32", "f16", "q8_0")) -> None:  # fmt: skip
+    """Export in each dtype; one llama.cpp context per file (tokenization checked on f32)."""
     ids = loaded.tokenizer.encode(PROMPT)
     ours_logits, ours_greedy = _ours(loaded, ids, 32)
     for dtype in dtypes:
         gguf = export_gguf(loaded, None, tmp / f"model-{dtype}.gguf", dtype)
+        llm = llama_cpp.Llama(str(gguf), n_ctx=128, n_batch=128, logits_all=True,
+                              n_threads=2, verbose=False)  # fmt: skip
         if dtype == "f32":
-            _check_tokenization(llama_cpp, gguf, loaded.tokenizer, eos, template)
-        logits, greedy = _llama_logits_and_greedy(llama_cpp, gguf, ids, 32 if dtype == "f32" else 0)
+            _check_tokenization(llm, loaded.tokenizer, eos, template)
+        logits, greedy = _logits_and_greedy(llm, ids, 32 if dtype == "f32" else 0)
         err = _relative_error(logits, ours_logits)
         assert err < TOLERANCE[dtype], f"{dtype}: logits differ by {err:.2e} (relative)"
         if dtype == "f32":
@@ -233,5 +232,5 @@ def test_llama_cpp_agrees_with_us_on_a_model_the_demo_trains(tmp_path, capsys):
     assert main(["export", str(out / "run"), "--format", "gguf", "--output", str(gguf)]) == 0
     assert str(gguf) in capsys.readouterr().out
     loaded = load_model(out / "run")
-    _check_tokenization(llama_cpp, gguf, loaded.tokenizer, "<|endoftext|>", None)
     _check_model(llama_cpp, loaded, tmp_path, "<|endoftext|>", None, dtypes=("f32", "q8_0"))
+    assert gguf.read_bytes() == (tmp_path / "model-f32.gguf").read_bytes()  # the CLI's file
