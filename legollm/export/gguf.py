@@ -177,7 +177,7 @@ def _layer(s: dict, ours: str, theirs: str, c: ModelConfig, arch: str) -> Iterat
             yield _Tensor(f"{theirs}attn_{p}.weight", w)
             if b is not None:
                 yield _Tensor(f"{theirs}attn_{p}.bias", b)
-    if arch == "qwen3":
+    if c.qk_norm:
         yield _Tensor(theirs + "attn_q_norm.weight", s[ours + "attn.q_norm.weight"])
         yield _Tensor(theirs + "attn_k_norm.weight", s[ours + "attn.k_norm.weight"])
     yield from _maybe_bias(s, ours + "attn.o_proj", theirs + "attn_output")

@@ -5,7 +5,8 @@ made by `tokenizers`, and for a model the demo trains, loaded by us and exported
 
 - llama.cpp's token ids for text that exercises the split patterns equal ours;
 - its logits for a prompt equal ours: f32 within 1e-3 relative (max |difference| over
-  the largest |logit|); f16 and q8_0 within the tolerances explained at ``TOLERANCE``;
+  the largest |logit|); f16 and q8_0 within twice the change rounding our own weights
+  the same way makes (see ``_tolerance``);
 - its greedy continuation of 32 tokens equals ours (f32).
 
 llama-cpp-python compiles llama.cpp on install (the ``gguf`` dependency group). Without
@@ -14,6 +15,7 @@ it these tests skip with a message, except in CI, where they fail.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 from pathlib import Path
@@ -134,16 +136,41 @@ CASES = {
                        max_position_embeddings=128), (QWEN2_SPLIT_PATTERN, False, True)),
 }  # fmt: skip
 
-# How far llama.cpp's logits may be from our f32 logits, relative to the largest |logit|.
-# f32: the same arithmetic in another order (the issue's 1e-3).
-# f16: weights rounded to 11 significant bits (relative error <= 2^-11 ~ 5e-4 each), and
-#   llama.cpp also rounds the activations entering each f16 matmul to f16; over a few
-#   layers the errors add up to a few 1e-3, so 1e-2.
-# q8_0: weights in blocks of 32 sharing one scale (max |w| / 127: error <= 1/254 of the
-#   block's largest weight), and llama.cpp quantizes activations to q8_0 the same way
-#   before each matmul; a few 1e-2 of the largest logit, so 5e-2 (still far below the
-#   gap between the logits of a trained model's top tokens, which greedy decoding needs).
-TOLERANCE = {"f32": 1e-3, "f16": 1e-2, "q8_0": 5e-2}
+# How far llama.cpp's logits may be from our f32 logits, relative to the largest |logit|:
+# max(1e-3, 2 * e), where e is how far OUR logits move when our own weights are rounded
+# the way the file stores them (f16, or q8_0 as defined by ggml: blocks of 32 weights,
+# one f16 scale = max |w| / 127, values rounded to integers in [-127, 127]).
+# f32: e = 0, so the issue's 1e-3 (measured: ~1e-6, llama.cpp's KV cache kept in f32).
+# f16, q8_0: llama.cpp rounds the weights exactly so, then also rounds each matmul's
+#   activations to the same format (f16, or 8-bit blocks); that second rounding is of the
+#   same size as the first, so its error is at most about twice ours (measured: 0.9-1.9x).
+# Mixtures of experts skip q8_0: rounding can flip which experts a token picks, and a
+# flipped expert changes the logits by far more than any rounding (measured: 0.37 for ours).
+Q8_BLOCK = 32
+
+
+def _round_like_the_file(w: torch.Tensor, dtype: str) -> torch.Tensor:
+    """``w`` as the GGUF file stores it: vectors in f32, matrices in ``dtype``."""
+    if w.dim() == 1 or dtype == "f32":
+        return w
+    if dtype == "f16" or w.shape[-1] % Q8_BLOCK:  # q8_0 needs whole blocks; else f16
+        return w.half().float()
+    blocks = w.reshape(-1, Q8_BLOCK)
+    scale = (blocks.abs().amax(-1, keepdim=True) / 127).half().float()
+    q = torch.round(blocks / torch.where(scale == 0, 1.0, scale)).clamp(-127, 127)
+    return (q * scale).reshape(w.shape)
+
+
+def _tolerance(loaded, ids: list[int], ours_logits: np.ndarray, dtype: str) -> float:
+    rounded = copy.deepcopy(loaded)
+    with torch.no_grad():
+        for p in rounded.model.parameters():
+            p.copy_(_round_like_the_file(p, dtype))
+    moved = _relative_error(_ours(rounded, ids, 0)[0], ours_logits)
+    return max(1e-3, 2 * moved)
+
+
+F32 = 0  # GGML_TYPE_F32: llama.cpp's KV cache in f32 (its default, f16, rounds k and v)
 
 
 def _hf_dir(tmp: Path, case: str) -> Path:
@@ -205,13 +232,14 @@ def _check_model(llama_cpp, loaded, tmp: Path, eos: str, template: str | None,
     ours_logits, ours_greedy = _ours(loaded, ids, 32)
     for dtype in dtypes:
         gguf = export_gguf(loaded, None, tmp / f"model-{dtype}.gguf", dtype)
-        llm = llama_cpp.Llama(str(gguf), n_ctx=128, n_batch=128, logits_all=True,
-                              n_threads=2, verbose=False)  # fmt: skip
+        llm = llama_cpp.Llama(str(gguf), n_ctx=128, n_batch=128, logits_all=True, n_threads=2,
+                              type_k=F32, type_v=F32, verbose=False)  # fmt: skip
         if dtype == "f32":
             _check_tokenization(llm, loaded.tokenizer, eos, template)
         logits, greedy = _logits_and_greedy(llm, ids, 32 if dtype == "f32" else 0)
         err = _relative_error(logits, ours_logits)
-        assert err < TOLERANCE[dtype], f"{dtype}: logits differ by {err:.2e} (relative)"
+        tolerance = _tolerance(loaded, ids, ours_logits, dtype)
+        assert err < tolerance, f"{dtype}: logits differ by {err:.2e} > {tolerance:.2e}"
         if dtype == "f32":
             assert greedy == ours_greedy
 
@@ -220,14 +248,15 @@ def _check_model(llama_cpp, loaded, tmp: Path, eos: str, template: str | None,
 def test_llama_cpp_agrees_with_us_on_a_tiny_random_model(case, tmp_path):
     llama_cpp = _llama_cpp()
     loaded = load_model(_hf_dir(tmp_path, case))
-    _check_model(llama_cpp, loaded, tmp_path, "<|im_end|>", TEMPLATE)
+    dtypes = ("f32", "f16") if loaded.model.config.ffn == "moe" else ("f32", "f16", "q8_0")
+    _check_model(llama_cpp, loaded, tmp_path, "<|im_end|>", TEMPLATE, dtypes)
 
 
 def test_llama_cpp_agrees_with_us_on_a_model_the_demo_trains(tmp_path, capsys):
     llama_cpp = _llama_cpp()
     out = tmp_path / "demo"
-    assert main(["demo", "--out", str(out), "--max-iters", "30", "--vocab-size", "400",
-                 "--tokenizer-chars", "40000", "--no-progress"]) == 0  # fmt: skip
+    assert main(["demo", "--out", str(out), "--max-iters", "10", "--vocab-size", "300",
+                 "--tokenizer-chars", "20000", "--no-progress"]) == 0  # fmt: skip
     gguf = tmp_path / "demo.gguf"
     assert main(["export", str(out / "run"), "--format", "gguf", "--output", str(gguf)]) == 0
     assert str(gguf) in capsys.readouterr().out
