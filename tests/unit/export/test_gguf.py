@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import math
 
+import gguf
 import pytest
 import torch
 
@@ -19,8 +20,6 @@ from legollm.export import export_gguf, gguf_architecture
 from legollm.export.gguf import _halves_to_pairs
 from legollm.models import build_model
 from legollm.models.presets import get_preset
-
-gguf = pytest.importorskip("gguf")
 
 
 def _tokenizer(pattern: str = GPT2_SPLIT_PATTERN) -> RegexBPETokenizer:
