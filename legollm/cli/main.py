@@ -29,6 +29,7 @@ SUBCOMMAND_MODULES = [
     "legollm.cli.eval",
     "legollm.cli.sft",
     "legollm.cli.dpo",
+    "legollm.cli.export",
 ]
 
 
