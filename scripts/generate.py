@@ -24,6 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tokenizer", help="tokenizer file or directory (default: the model's own)")
     p.add_argument("--device", default=None)
     p.add_argument("--dtype", choices=("float32", "bfloat16", "float16"))
+    p.add_argument("--quantize", choices=("int8",), help="int8 weight-only products")
     cli.add_sampling_args(p, max_new_tokens=100)
     args = p.parse_args(argv)
     args.model = args.checkpoint

@@ -15,7 +15,7 @@ import argparse
 import json
 from pathlib import Path
 
-from legollm.cli.generate import add_model_args
+from legollm.cli.generate import add_model_args, load_from_args
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -38,15 +38,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
-
-    from legollm.core.runtime import resolve_device
     from legollm.evaluation import perplexity, perplexity_of_split
-    from legollm.models.loading import load_model
 
-    device = resolve_device(args.device or "auto")
-    dtype = getattr(torch, args.dtype) if args.dtype else None
-    loaded = load_model(args.model, args.tokenizer, device=device, dtype=dtype)
+    loaded, _ = load_from_args(args)
     opts = dict(stride=args.stride, batch_size=args.batch_size, progress=not args.json)
     if args.data_dir:
         result = perplexity_of_split(loaded.model, loaded.tokenizer, args.data_dir, args.split,

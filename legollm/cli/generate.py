@@ -22,6 +22,11 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
         choices=("float32", "bfloat16", "float16"),
         help="weights dtype (default: as saved)",
     )
+    p.add_argument(
+        "--quantize",
+        choices=("int8",),
+        help="int8: weight-only int8 products, a quarter of float32's bytes (faster decoding)",
+    )
 
 
 def add_sampling_args(p: argparse.ArgumentParser, max_new_tokens: int = 200) -> None:
@@ -69,16 +74,20 @@ def sampling_kwargs(args: argparse.Namespace) -> dict:
 
 def load_from_args(args: argparse.Namespace):
     """``(loaded, device)`` from the model arguments (see ``add_model_args``): the
-    :class:`~legollm.models.loading.LoadedModel` and the device it sits on."""
+    :class:`~legollm.models.loading.LoadedModel` and the device it sits on, quantized
+    when ``--quantize`` asks for it."""
     import torch
 
     from legollm.components.linear import store_by_columns
+    from legollm.components.quantized import quantize
     from legollm.core.runtime import resolve_device
     from legollm.models.loading import load_model
 
     device = resolve_device(args.device or "auto")
     dtype = getattr(torch, args.dtype) if args.dtype else None
     loaded = load_model(args.model, args.tokenizer, device=device, dtype=dtype)
+    if args.quantize:
+        quantize(loaded.model, args.quantize)
     store_by_columns(loaded.model)  # loaded to decode: the faster layout for CPU mat-vec products
     return loaded, device
 

@@ -34,6 +34,8 @@ SUBCOMMAND_MODULES = [
     "legollm.cli.reward_model",
     "legollm.cli.ppo",
     "legollm.cli.grpo",
+
+    "legollm.cli.export",
 ]
 
 

@@ -8,4 +8,5 @@
 - ``moe``: a sparse top-k mixture of experts and its load-balancing loss.
 - ``block``: the pre-norm transformer block.
 - ``linear``: nn.Linear with threaded few-row products on CPU (decoding).
+- ``quantized``: Int8Linear (int8 weights, one scale per output row) and quantize(model).
 """

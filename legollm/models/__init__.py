@@ -8,10 +8,14 @@
 - ``pretrained``: load and save Hugging Face checkpoint dirs through an architecture's weight map.
 - ``loading``: the one loader: a checkpoint, a run dir or an HF dir -> model + tokenizer.
 
+``quantize(model, "int8")`` (from ``legollm.components.quantized``) is exported here
+beside the loaders, as the step between loading a model and decoding with it.
+
 Architectures sit above this package: they register themselves here, and the
 lookups find the built-in ones by importing ``legollm.architectures`` by name.
 """
 
+from legollm.components.quantized import quantize
 from legollm.models.config import ModelConfig
 from legollm.models.decoder import DecoderLM, count_parameters
 from legollm.models.pretrained import load_pretrained, save_pretrained
@@ -30,5 +34,6 @@ __all__ = [
     "build_model",
     "count_parameters",
     "load_pretrained",
+    "quantize",
     "save_pretrained",
 ]

@@ -5,7 +5,9 @@ A path is either
 - a LegoLLM checkpoint (``best.pt``/``latest.pt``, or a run directory holding one).
   The checkpoint names its tokenizer as a spec (the prepared data's files, or the
   copies a run keeps in ``run_dir/tokenizer/``); a run trained with LoRA adapters is
-  rebuilt with them and merged, so the result is a plain ``DecoderLM``; or
+  rebuilt with them and merged, so the result is a plain ``DecoderLM``; a quantized
+  model (:func:`save_model` after :func:`~legollm.components.quantized.quantize`)
+  comes back with its int8 layers; or
 - a Hugging Face model directory (config.json + safetensors). The tokenizer is read
   from the same directory: ``tokenizer.json``, GPT-2's ``vocab.json`` +
   ``merges.txt``, or a tiktoken ``tokenizer.model`` (Llama 3).
@@ -27,8 +29,10 @@ from typing import Any
 
 import torch
 
+from legollm.components.quantized import QUANTIZATIONS, quantization_of, quantize
 from legollm.core.exceptions import ConfigError, ModelLoadError, TokenizerError
 from legollm.core.tokenization.specs import load_tokenizer, resolve_spec_paths, spec_for_path
+from legollm.core.utils import atomic_path
 from legollm.models.config import ModelConfig
 from legollm.models.decoder import DecoderLM
 from legollm.models.pretrained import load_pretrained, read_hf_config
@@ -115,7 +119,10 @@ def model_from_checkpoint(ckpt: dict[str, Any]) -> DecoderLM:
     """The model a checkpoint dict was trained as, with its weights, in eval mode.
 
     LoRA adapters are rebuilt, loaded, then merged in (W + (alpha / r) B A): a plain model.
+    A quantized checkpoint (``"quantization"``) is rebuilt with its int8 layers.
     """
+    if ckpt.get("quantization"):
+        return _quantized_from_checkpoint(ckpt)
     model = DecoderLM(ModelConfig.from_dict(ckpt["model_config"]))
     if ckpt.get("lora"):
         apply_lora(model, LoRAConfig.from_dict(ckpt["lora"]))
@@ -126,6 +133,45 @@ def model_from_checkpoint(ckpt: dict[str, Any]) -> DecoderLM:
     if ckpt.get("lora"):
         remove_lora(model)
     return model.eval()
+
+
+def _quantized_from_checkpoint(ckpt: dict[str, Any]) -> DecoderLM:
+    """Build the model on the meta device, quantize that empty shell, then install the
+    saved int8 weights and scales in place of its (unallocated) ones."""
+    kind = ckpt["quantization"]
+    if kind not in QUANTIZATIONS:
+        raise ModelLoadError(
+            f"checkpoint quantized as {kind!r}, which this version cannot read "
+            f"(it reads: {', '.join(QUANTIZATIONS)})"
+        )
+    with torch.device("meta"):
+        model = quantize(DecoderLM(ModelConfig.from_dict(ckpt["model_config"])), kind)
+    try:
+        model.load_state_dict(ckpt["model"], assign=True)
+    except RuntimeError as e:
+        raise ModelLoadError(f"quantized checkpoint does not fit its model_config: {e}") from e
+    model.init_rope()
+    return model.eval()
+
+
+def save_model(loaded: LoadedModel, path: str | os.PathLike[str]) -> Path:
+    """Write ``loaded`` (quantized or not) as a checkpoint file that :func:`load_model` reads.
+
+    It holds the weights, the model config, the tokenizer spec and the prompt format,
+    not a training state: it is for use, not for resuming. Written atomically.
+    """
+    model = loaded.model
+    ckpt: dict[str, Any] = {
+        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "model_config": model.config.to_dict(),
+        "tokenizer": loaded.tokenizer_spec,
+        "quantization": quantization_of(model),
+    }
+    if loaded.prompt_format:
+        ckpt["sft"] = {"format": loaded.prompt_format, "system": loaded.system}
+    with atomic_path(path) as tmp:
+        torch.save(ckpt, tmp)
+    return Path(path)
 
 
 def load_model_from_checkpoint(
@@ -217,4 +263,5 @@ __all__ = [
     "load_model",
     "load_model_from_checkpoint",
     "model_from_checkpoint",
+    "save_model",
 ]

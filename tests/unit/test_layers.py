@@ -25,6 +25,7 @@ ALLOWED: dict[str, set[str]] = {
     "data": _BASE,
     "generation": _BASE | {"components", "models"},
     "training": _BASE | {"components", "peft", "models", "architectures", "data"},
+    "export": _BASE | {"components", "peft", "models"},
 }
 ALLOWED["finetuning"] = ALLOWED["training"] | {"training", "generation"}
 ALLOWED["evaluation"] = ALLOWED["finetuning"] | {"finetuning"}
