@@ -124,6 +124,11 @@ class DecoderLM(nn.Module):
             self.max_seq_len = max_seq_len
             self.init_rope(device)
 
+    def repeat_kv_cache(self, n: int) -> None:
+        """Copy a batch-of-one cache into ``n`` rows, so one prefill serves ``n`` continuations."""
+        for block in self.blocks:
+            block.attn.kv_cache.repeat_rows(n)
+
     def remove_kv_cache(self) -> None:
         for block in self.blocks:
             block.attn.remove_cache()
