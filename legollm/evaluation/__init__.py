@@ -6,6 +6,13 @@ loader, :func:`legollm.models.loading.load_model`) and, for a prepared split, th
 data layer's reader of ``.bin`` files.
 """
 
+from legollm.evaluation.choices import (
+    ChoiceRecord,
+    ChoiceResult,
+    evaluate_choices,
+    read_records,
+    to_record,
+)
 from legollm.evaluation.loglikelihood import encode_pair, loglikelihood, loglikelihood_tokens
 from legollm.evaluation.perplexity import (
     PerplexityResult,
@@ -17,6 +24,11 @@ from legollm.evaluation.perplexity import (
 )
 
 __all__ = [
+    "ChoiceRecord",
+    "ChoiceResult",
+    "evaluate_choices",
+    "read_records",
+    "to_record",
     "PerplexityResult",
     "encode_pair",
     "loglikelihood",
