@@ -172,3 +172,17 @@ def test_task_metrics_equal_hf(both):
         for metric, value in theirs.items():
             if isinstance(value, float):
                 assert ours[metric] == pytest.approx(value, rel=1e-5), (task, metric)
+
+
+def test_a_fresh_interpreter_finds_the_model_type_by_name():
+    """What the plain ``lm_eval --model legollm`` relies on: the installed start-up hook
+    registers the name when lm-eval's models module is imported (and not before)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from lm_eval.api.registry import get_model; "
+            "print('torch' in sys.modules, get_model('legollm').__name__, "
+            "get_model('hf').__name__)")  # fmt: skip
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.split()  # fmt: skip
+    assert out == ["False", "LegoLLMHarness", "HFLM"]
