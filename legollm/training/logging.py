@@ -99,7 +99,8 @@ def read_metrics(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
 
 
 def plot_metrics(metrics_path: str | os.PathLike[str], png_path: str | os.PathLike[str]) -> Path:
-    """Loss (train and val) and learning rate against step, as a PNG (written atomically)."""
+    """Loss (train and val, and val bits per byte when logged) and learning rate against
+    step, as a PNG (written atomically)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -108,6 +109,7 @@ def plot_metrics(metrics_path: str | os.PathLike[str], png_path: str | os.PathLi
     records = read_metrics(metrics_path)
     train = [(r["step"], r["loss"]) for r in records if "loss" in r]
     val = [(r["step"], r["val_loss"]) for r in records if "val_loss" in r]
+    bpb = [(r["step"], r["val_bpb"]) for r in records if "val_bpb" in r]
     lrs = [(r["step"], r["lr"]) for r in records if "lr" in r]
     fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(7, 6), sharex=True)
     if train:
@@ -115,7 +117,12 @@ def plot_metrics(metrics_path: str | os.PathLike[str], png_path: str | os.PathLi
     if val:
         ax1.plot(*zip(*val, strict=True), "o-", label="val")
     ax1.set_ylabel("loss")
-    ax1.legend()
+    ax1.legend(loc="upper left")
+    if bpb:  # bits per byte: its own scale, on the right
+        right = ax1.twinx()
+        right.plot(*zip(*bpb, strict=True), "s--", color="tab:red", label="val bits/byte")
+        right.set_ylabel("val bits per byte")
+        right.legend(loc="upper right")
     ax1.grid(alpha=0.3)
     if lrs:
         ax2.plot(*zip(*lrs, strict=True), color="tab:green")
