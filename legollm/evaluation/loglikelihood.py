@@ -20,13 +20,15 @@ The pairs are tokenised the way lm-evaluation-harness does, so scores match it:
 
 Two ways to run the pairs, chosen per question:
 
-- **Shared context** (several continuations of one context that fit the window):
-  the context runs once, batch of one, filling a KV cache; the cache is copied to
-  one row per continuation and the continuations run together on top of it. The
-  context's tokens are computed once instead of once per choice (HellaSwag's four
-  endings share a context about three times as long as each ending).
-- **Rows**: each pair is one padded row of a batch, longest first (single pairs,
-  and contexts cut on the left, whose cut differs by continuation).
+- **Shared context** (several continuations of a long context that fit the
+  window): the context runs once, batch of one, filling a KV cache; the cache is
+  copied to one row per continuation and the continuations run together on top of
+  it. The context's tokens are computed once instead of once per choice, at the
+  price of one more forward, so this is used when it saves at least
+  ``SHARE_MIN_SAVED`` token positions (a few-shot prompt with four choices).
+- **Rows**: each pair is one padded row of a batch, longest first. The positions
+  before the first continuation token of any row are not projected onto the
+  vocabulary (``logits_from``), so the context costs the blocks only.
 """
 
 from __future__ import annotations
@@ -42,6 +44,10 @@ from legollm.core.exceptions import DataError
 from legollm.evaluation.perplexity import window_length
 
 TokenPair = tuple[list[int], list[int]]
+# A shared context costs one more forward per question: on a CPU a small batch's
+# forward is mostly reading the weights, so it pays only when it saves this many
+# positions of context (few-shot prompts, not a zero-shot HellaSwag question).
+SHARE_MIN_SAVED = 512
 
 
 def encode_pair(tokenizer, context: str, continuation: str) -> TokenPair:
@@ -92,8 +98,13 @@ def loglikelihood_tokens(
     requests: Sequence[TokenPair],
     batch_size: int = 16,
     progress: bool = False,
+    share_min_saved: int = SHARE_MIN_SAVED,
 ) -> list[tuple[float, bool]]:
-    """``loglikelihood`` on token ids: ``(context_ids, continuation_ids)`` per request."""
+    """``loglikelihood`` on token ids: ``(context_ids, continuation_ids)`` per request.
+
+    A context shared by several requests runs once when that saves at least
+    ``share_min_saved`` token positions (0: whenever it is shared).
+    """
     limit = window_length(model)
     for k, (context, continuation) in enumerate(requests):
         if not context or not continuation:
@@ -105,7 +116,7 @@ def loglikelihood_tokens(
             )
     model.eval()
     results: list[tuple[float, bool] | None] = [None] * len(requests)
-    shared, rows = _plan(requests, limit)
+    shared, rows = _plan(requests, limit, share_min_saved)
     bar = tqdm(total=len(requests), unit="choice", desc="loglikelihood", disable=not progress)
     for group in shared:
         conts = [requests[i][1] for i in group.members]
@@ -124,15 +135,23 @@ def loglikelihood_tokens(
     return results  # type: ignore[return-value]
 
 
-def _plan(requests: Sequence[TokenPair], limit: int) -> tuple[list[_Group], list[int]]:
-    """Split requests into shared-context groups (two or more that fit) and single rows."""
+def _plan(
+    requests: Sequence[TokenPair], limit: int, min_saved: int
+) -> tuple[list[_Group], list[int]]:
+    """Split requests into shared-context groups (those that fit the window and save
+    enough context positions) and single rows."""
     groups: dict[tuple[int, ...], _Group] = {}
     for i, (context, _) in enumerate(requests):
         groups.setdefault(tuple(context), _Group(context, [])).members.append(i)
     shared, rows = [], []
     for group in groups.values():
         longest = max(len(requests[i][1]) for i in group.members)
-        if len(group.members) > 1 and len(group.context) + longest - 1 <= limit:
+        saved = (len(group.members) - 1) * len(group.context)
+        if (
+            len(group.members) > 1
+            and saved >= min_saved
+            and len(group.context) + longest - 1 <= limit
+        ):
             shared.append(group)
         else:
             rows.extend(group.members)
@@ -155,9 +174,11 @@ def _score_rows(model: nn.Module, pairs: list[TokenPair], limit: int) -> Iterato
     batch = torch.zeros(len(inputs), max(map(len, inputs)), dtype=torch.long)
     for row, ids in enumerate(inputs):
         batch[row, : len(ids)] = torch.tensor(ids)
-    logits = model(batch.to(device))
+    skip = min(len(ids) - len(x) for ids, (_, x) in zip(inputs, pairs, strict=True))
+    batch = batch.to(device)  # positions before `skip` give context only: no logits
+    logits = model(batch, logits_from=skip) if skip else model(batch)
     for row, (ids, (_, continuation)) in enumerate(zip(inputs, pairs, strict=True)):
-        end = len(ids)
+        end = len(ids) - skip
         yield _score(logits[row, end - len(continuation) : end], continuation)
 
 

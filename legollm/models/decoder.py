@@ -154,6 +154,7 @@ class DecoderLM(nn.Module):
         attention_mask: torch.Tensor | None = None,
         document_ids: torch.Tensor | None = None,
         last_only: bool = False,
+        logits_from: int = 0,
         loss_reduction: str = "mean",
     ) -> torch.Tensor:
         """Logits (B, T, vocab) for token ids (B, T); the loss is ``training_loss`` of them.
@@ -166,6 +167,8 @@ class DecoderLM(nn.Module):
         cache only. ``last_only=True`` projects only the last position onto the
         vocabulary (logits (B, 1, vocab)): all that decoding needs from a prefill,
         and it skips the largest matrix multiply for every other prompt token.
+        ``logits_from=k`` likewise projects only positions k.. (logits (B, T - k,
+        vocab)): scoring that reads the model's predictions for the last tokens only.
 
         ``targets`` (deprecated) returns ``(logits, training_loss(...))`` instead.
         """
@@ -184,6 +187,8 @@ class DecoderLM(nn.Module):
             x = block(x, rope, input_pos, attention_mask, document_ids)
         if last_only and targets is None:
             x = x[:, -1:]
+        elif logits_from and targets is None:
+            x = x[:, logits_from:]
         logits = self.lm_head(self.norm(x))  # (B, T, vocab)
         if targets is None:
             return logits

@@ -75,14 +75,18 @@ def test_empty_context_starts_from_end_of_text(tok):
     assert encode_pair(tok, "", "Hi there") == ([50256], tok.encode("Hi there"))
 
 
-def test_choices_equal_transformers_one_pair_at_a_time(tok, models):
+@pytest.mark.parametrize("share_min_saved", [0, 10**9], ids=["shared", "rows"])
+def test_choices_equal_transformers_one_pair_at_a_time(tok, models, share_min_saved):
     hf, model = models
     ctx = "She opened the door and"
     choices = [" saw the sea.", " left", " found nothing at all under the old bed.", " ran"]
     pairs = [(ctx, c) for c in choices] + [("A lone question:", " yes"), ("", "Start")]
-    got = loglikelihood(model, tok, pairs, batch_size=2)
-    for (c, x), (lp, greedy) in zip(pairs, got, strict=True):
-        want_lp, want_greedy = oracle(hf, *encode_pair(tok, c, x))
+    encoded = [encode_pair(tok, c, x) for c, x in pairs]
+    got = loglikelihood_tokens(model, encoded, batch_size=2, share_min_saved=share_min_saved)
+    default = loglikelihood(model, tok, pairs)
+    assert [lp for lp, _ in got] == pytest.approx([lp for lp, _ in default], abs=1e-4)
+    for pair, (lp, greedy) in zip(encoded, got, strict=True):
+        want_lp, want_greedy = oracle(hf, *pair)
         assert lp == pytest.approx(want_lp, abs=1e-4)
         assert greedy == want_greedy
 
@@ -100,7 +104,7 @@ def test_long_context_is_cut_from_the_left(tok, models):
     hf, model = models
     context = tok.encode("word " * 40)  # longer than the context of 24
     choices = [tok.encode(" end"), tok.encode(" the end of it")]
-    got = loglikelihood_tokens(model, [(context, c) for c in choices])
+    got = loglikelihood_tokens(model, [(context, c) for c in choices], share_min_saved=0)
     for c, (lp, greedy) in zip(choices, got, strict=True):
         want_lp, want_greedy = oracle(hf, context, c)
         assert lp == pytest.approx(want_lp, abs=1e-4) and greedy == want_greedy
