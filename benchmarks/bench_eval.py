@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from _smoke import installed, parse_args, skipped
 
+from legollm.components.linear import store_by_columns
 from legollm.core.tokenization import RegexBPETokenizer
 from legollm.evaluation.data import CHOICES
 from legollm.evaluation.perplexity import token_nll, windows
@@ -179,7 +180,8 @@ def main() -> None:
         shutil.copy(g / "encoder.json", d / "model" / "vocab.json")
         shutil.copy(g / "vocab.bpe", d / "model" / "merges.txt")
         if args.only != "choices":
-            bench_perplexity(args, tok, hf, load_pretrained(d / "model").eval())
+            ours = store_by_columns(load_pretrained(d / "model").eval())  # as `legollm eval`
+            bench_perplexity(args, tok, hf, ours)
         if args.only != "perplexity":
             bench_choices(args, d / "model", d)
 

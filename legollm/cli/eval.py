@@ -24,7 +24,7 @@ import argparse
 import json
 from pathlib import Path
 
-from legollm.cli.generate import add_model_args
+from legollm.cli.generate import add_model_args, load_from_args
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -65,17 +65,11 @@ def _field_map(text: str) -> dict[str, str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
-
     from legollm.core.exceptions import ConfigError
-    from legollm.core.runtime import resolve_device
-    from legollm.models.loading import load_model
 
     if args.limit is not None and args.limit < 1:
         raise ConfigError(f"--limit must be at least 1, got {args.limit}")
-    device = resolve_device(args.device or "auto")
-    dtype = getattr(torch, args.dtype) if args.dtype else None
-    loaded = load_model(args.model, args.tokenizer, device=device, dtype=dtype)
+    loaded, _ = load_from_args(args)
     if args.choices:
         return _run_choices(args, loaded)
     return _run_text(args, loaded)

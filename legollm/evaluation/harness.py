@@ -43,6 +43,7 @@ from lm_eval.models.utils import (
 from lm_eval.utils import get_rolling_token_windows, make_disjoint_window
 from tqdm import tqdm
 
+from legollm.components.linear import store_by_columns
 from legollm.core.runtime import resolve_device
 from legollm.core.tokenization.specs import max_token_id
 from legollm.evaluation.loglikelihood import loglikelihood, loglikelihood_tokens
@@ -70,7 +71,8 @@ class LegoLLMHarness(LM):
         super().__init__()
         device = resolve_device(device or "auto")
         loaded = load_model(path, tokenizer, device=device, dtype=DTYPES.get(dtype or ""))
-        self.model, self.tokenizer = loaded.model.eval(), loaded.tokenizer
+        # few-row products (short choices, decoding) are faster from column-stored weights
+        self.model, self.tokenizer = store_by_columns(loaded.model.eval()), loaded.tokenizer
         self._device = device
         self.batch_size = 16 if str(batch_size).startswith("auto") else int(batch_size)
         self.max_gen_toks = int(max_gen_toks)
