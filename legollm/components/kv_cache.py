@@ -58,6 +58,12 @@ class KVCache(nn.Module):
         self.register_buffer("k", torch.zeros(shape, dtype=dtype, device=device), persistent=False)
         self.register_buffer("v", torch.zeros(shape, dtype=dtype, device=device), persistent=False)
 
+    def repeat_rows(self, n: int) -> None:
+        """Make a one-row cache ``n`` rows of the same keys and values: a prefix run
+        once, then continued ``n`` different ways (the choices of one question)."""
+        self.k = self.k.expand(n, -1, -1, -1).clone()
+        self.v = self.v.expand(n, -1, -1, -1).clone()
+
     def in_flight(self, input_pos: torch.Tensor) -> bool:
         """Whether this chunk attends to its own keys (after the old ring), not to the ring."""
         return self.rolling and len(input_pos) > 1

@@ -119,9 +119,13 @@ def token_nll(
     """Negative log-likelihood (nats, float32) of each of ``ids[1:]`` given what precedes
     it within its window: a (len(ids) - 1,) tensor, entry i for token i + 1.
 
+    ``model(x, logits_from=k)`` returns the logits of positions k.. (as ``DecoderLM``).
+
     Windows are batched ``batch_size`` at a time; a shorter window is padded and its
     padding targets set to -100 (the model is causal, so padding on the right changes
-    nothing before it).
+    nothing before it). Only scored positions are projected onto the vocabulary
+    (``logits_from``): after the first window, the ``context - stride`` positions
+    that give context only never reach the largest matrix multiply.
     """
     context = window_length(model)
     stride = check_stride(stride, context)
@@ -141,9 +145,11 @@ def token_nll(
     for i in range(0, len(spans), batch_size):
         batch = spans[i : i + batch_size]
         x, y = _batch(ids, batch)
-        nll = lm_loss(model(x.to(device)), y.to(device), reduction="none").view(y.shape)
+        skip = min(first - 1 - start for start, first, _ in batch)  # no row scores these
+        logits = model(x.to(device), logits_from=skip) if skip else model(x.to(device))
+        nll = lm_loss(logits, y[:, skip:].to(device), reduction="none").view(len(batch), -1)
         for row, (start, first, end) in zip(nll.cpu(), batch, strict=True):
-            out[first - 1 : end] = row[first - 1 - start : end - start]
+            out[first - 1 : end] = row[first - 1 - start - skip : end - start - skip]
         bar.update(len(batch))
     bar.close()
     return out

@@ -137,6 +137,11 @@ class DecoderLM(nn.Module):
             self.max_seq_len = max_seq_len
             self.init_rope(device)
 
+    def repeat_kv_cache(self, n: int) -> None:
+        """Copy a batch-of-one cache into ``n`` rows, so one prefill serves ``n`` continuations."""
+        for block in self.blocks:
+            block.attn.kv_cache.repeat_rows(n)
+
     def remove_kv_cache(self) -> None:
         for block in self.blocks:
             block.attn.remove_cache()
@@ -163,6 +168,7 @@ class DecoderLM(nn.Module):
         document_ids: torch.Tensor | None = None,
         last_only: bool = False,
         return_hidden: bool = False,
+        logits_from: int = 0,
         loss_reduction: str = "mean",
     ) -> torch.Tensor:
         """Logits (B, T, vocab) for token ids (B, T); the loss is ``training_loss`` of them.
@@ -175,6 +181,8 @@ class DecoderLM(nn.Module):
         cache only. ``last_only=True`` projects only the last position onto the
         vocabulary (logits (B, 1, vocab)): all that decoding needs from a prefill,
         and it skips the largest matrix multiply for every other prompt token.
+        ``logits_from=k`` likewise projects only positions k.. (logits (B, T - k,
+        vocab)): scoring that reads the model's predictions for the last tokens only.
         ``return_hidden=True`` returns the final norm's output (B, T, C), what the
         head would project: the input of ``legollm.models.loss.chunked_lm_loss``.
 
@@ -184,6 +192,8 @@ class DecoderLM(nn.Module):
                           attention_mask=attention_mask, document_ids=document_ids)  # fmt: skip
         if last_only and targets is None:
             x = x[:, -1:]
+        elif logits_from and targets is None:
+            x = x[:, logits_from:]
         if return_hidden and targets is None:
             return x
         logits = self.lm_head(x)  # (B, T, vocab)

@@ -103,8 +103,9 @@ def plot_metrics(
     png_path: str | os.PathLike[str],
     extra: tuple[str, ...] = (),
 ) -> Path:
-    """Loss (train and val) and learning rate against step, as a PNG (written atomically);
-    one more panel per ``extra`` key that the records hold (an RL run's reward, KL).
+    """Loss (train and val, and val bits per byte when logged) and learning rate against
+    step, as a PNG (written atomically); one more panel per ``extra`` key that the
+    records hold (an RL run's reward, KL).
     """
     import matplotlib
 
@@ -114,6 +115,7 @@ def plot_metrics(
     records = read_metrics(metrics_path)
     train = [(r["step"], r["loss"]) for r in records if "loss" in r]
     val = [(r["step"], r["val_loss"]) for r in records if "val_loss" in r]
+    bpb = [(r["step"], r["val_bpb"]) for r in records if "val_bpb" in r]
     lrs = [(r["step"], r["lr"]) for r in records if "lr" in r]
     more = {k: [(r["step"], r[k]) for r in records if k in r] for k in extra}
     more = {k: points for k, points in more.items() if points}
@@ -125,7 +127,12 @@ def plot_metrics(
     if val:
         ax1.plot(*zip(*val, strict=True), "o-", label="val")
     ax1.set_ylabel("loss")
-    ax1.legend()
+    ax1.legend(loc="upper left")
+    if bpb:  # bits per byte: its own scale, on the right
+        right = ax1.twinx()
+        right.plot(*zip(*bpb, strict=True), "s--", color="tab:red", label="val bits/byte")
+        right.set_ylabel("val bits per byte")
+        right.legend(loc="upper right")
     ax1.grid(alpha=0.3)
     if lrs:
         ax2.plot(*zip(*lrs, strict=True), color="tab:green")

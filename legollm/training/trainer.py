@@ -40,6 +40,7 @@ from legollm.core.utils import atomic_write, remove_stale_temps
 from legollm.models.config import ModelConfig
 from legollm.models.decoder import count_active_parameters, count_parameters
 from legollm.models.loss import chunked_lm_loss, lm_loss
+from legollm.training.bits_per_byte import bits_per_byte, bytes_per_token, decoder_for
 from legollm.training.checkpoint import (
     load_checkpoint,
     rng_state,
@@ -442,16 +443,31 @@ class Trainer:
         if self.val_loader is not None and self.config.eval_iters > 0:
             val = self.evaluate()
             record["val_loss"] = val
+            bpb = self._val_bits_per_byte(val)
+            if bpb is not None:
+                record["val_bpb"] = bpb
             improved = val < self.best_val_loss
             if improved:
                 self.best_val_loss = val
             if self.is_main:
-                bar.write(f"step {self.step}: val loss {val:.4f}")
+                shown = f", {bpb:.4f} bits/byte" if bpb is not None else ""
+                bar.write(f"step {self.step}: val loss {val:.4f}{shown}")
             self._log(record)
         if (self.is_main or self.sharded) and self.step > 0 and self.config.save_checkpoints:
             self.save("latest")
             if improved:
                 self.save("best")
+
+    _val_bytes_per_token: float | None | bool = False  # False: not measured yet
+
+    def _val_bits_per_byte(self, val_loss: float) -> float | None:
+        """Validation loss in bits per byte (None when the tokenizer cannot decode)."""
+        if self._val_bytes_per_token is False:
+            batches = self.val_loader.eval_batches(self.config.eval_iters)
+            self._val_bytes_per_token = bytes_per_token(decoder_for(self.tokenizer), batches)
+        if self._val_bytes_per_token is None:
+            return None
+        return bits_per_byte(val_loss, self._val_bytes_per_token)
 
     def _mfu(self, tokens_per_s: float) -> float | None:
         peak = peak_flops(self.device)

@@ -116,3 +116,51 @@ def test_a_data_dir_without_the_split_is_one_line(run_dir, tmp_path, capsys):
     assert main(["eval", str(d), "--data-dir", str(tmp_path), "--split", "test"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: no 'test' split") and err.count("\n") == 1
+
+
+def test_choices_json_and_per_question_file(run_dir, tmp_path, capsys):
+    from legollm.evaluation import loglikelihood
+
+    d, model, tok = run_dir
+    questions = [{"context": "the cat sat on", "choices": ["the mat.", "the log.", "dog"],
+                  "gold": 0}, {"context": "the dog", "choices": ["sat", "on"], "gold": 1},
+                 {"ctx": "the", "endings": ["cat", "dog"], "label": "1"}]  # fmt: skip
+    path = tmp_path / "q.jsonl"
+    path.write_text("".join(json.dumps(q) + "\n" for q in questions), encoding="utf-8")
+    out = tmp_path / "results.jsonl"
+    got = eval_json(capsys, str(d), "--choices", str(path), "--limit", "2", "--output", str(out))
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert got["n"] == 2 and len(rows) == 2
+    for q, row in zip(questions, rows, strict=False):
+        lls = [lp for lp, _ in loglikelihood(model, tok, [(q["context"], " " + c)
+                                                         for c in q["choices"]])]  # fmt: skip
+        assert row["loglikelihoods"] == pytest.approx(lls, abs=1e-5)
+        assert row["acc"] == float(lls.index(max(lls)) == q["gold"])
+    assert got["acc"] == sum(r["acc"] for r in rows) / 2
+    assert set(got) >= {"acc_stderr", "acc_norm", "acc_norm_stderr"}
+
+
+def test_default_text_is_the_shipped_held_out_text(run_dir, capsys):
+    from legollm.evaluation.data import HELD_OUT_TEXT
+
+    d, _, _ = run_dir
+    got = eval_json(capsys, str(d), "--batch-size", "32", "--stride", str(CONTEXT))
+    assert got["bytes"] == len(HELD_OUT_TEXT.read_bytes())
+
+
+@pytest.mark.parametrize(
+    ("content", "extra", "message"),
+    [
+        ('{"context": "a"}\n', [], "q.jsonl:1: missing field 'choices'"),
+        ('{"context": "a", "choices": ["b"], "gold": 3}\n', [], "gold index 3 is out of range"),
+        ('{"context": "a", "choices": [], "gold": 0}\n', [], "the choice list is empty"),
+        ('{"context": "a", "choices": ["b"], "gold": 0}\n', ["--limit", "0"], "--limit must"),
+    ],
+)
+def test_bad_choices_are_one_line(run_dir, tmp_path, capsys, content, extra, message):
+    d, _, _ = run_dir
+    (tmp_path / "q.jsonl").write_text(content, encoding="utf-8")
+    argv = ["eval", str(d), "--choices", str(tmp_path / "q.jsonl"), "--device", "cpu", *extra]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and err.count("\n") == 1

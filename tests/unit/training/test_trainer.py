@@ -181,3 +181,28 @@ def test_mfu_counts_the_experts_a_token_uses_not_all_of_them(tmp_path, monkeypat
     monkeypatch.setattr("legollm.training.trainer.peak_flops", lambda device: 1e12)
     want = (6 * active + 12 * L * nh * hd * T) * 5000.0 / 1e12
     assert trainer._mfu(5000.0) == pytest.approx(want, rel=1e-12)
+
+
+def test_val_bits_per_byte_by_hand(dataset, tmp_path):
+    """val_bpb = val_loss / (ln 2 x UTF-8 bytes per validation target), with a char
+    tokenizer whose characters are 1, 2 and 3 bytes long."""
+    import math
+
+    chars = "".join(sorted("abcdefghijklmnopqrstuvwxyzéèà€£¥"))  # ids in sorted order
+    assert len(set(chars)) == 32
+    t = make_trainer(dataset, tmp_path / "run", max_iters=6)
+    t.tokenizer = {"type": "char", "chars": chars}
+    t.fit()
+    targets = torch.cat([y.flatten() for _, y in t.val_loader.eval_batches(2)]).tolist()
+    per_token = sum(len(chars[i].encode()) for i in targets) / len(targets)
+    assert 1 < per_token < 3
+    records = [r for r in t.history if "val_loss" in r]
+    assert records
+    for r in records:
+        assert r["val_bpb"] == pytest.approx(r["val_loss"] / (math.log(2) * per_token))
+
+
+def test_no_bits_per_byte_without_a_tokenizer(dataset, tmp_path):
+    t = make_trainer(dataset, tmp_path / "run", max_iters=6)
+    t.fit()
+    assert all("val_bpb" not in r for r in t.history)
