@@ -229,7 +229,7 @@ class Scheduler:
         if self._t < n:
             self._move_timeline(n)
         r = self._rows.index(None)
-        row = self._rows[r] = _Row(request, self.tokenizer, self.device)
+        self._rows[r] = _Row(request, self.tokenizer, self.device)
         t = self._t
         self._mask[r] = 0
         self._mask[r, t - n : t] = 1
