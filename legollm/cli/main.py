@@ -26,6 +26,7 @@ SUBCOMMAND_MODULES = [
     "legollm.cli.train",
     "legollm.cli.generate",
     "legollm.cli.chat",
+    "legollm.cli.serve",
     "legollm.cli.eval",
     "legollm.cli.sft",
     "legollm.cli.dpo",

@@ -168,11 +168,16 @@ class Scheduler:
                 f"the prompt ({n} tokens) plus max_tokens ({request.max_tokens}) exceeds the "
                 f"context of {self.max_seq_len} tokens"
             )
-        if not self._thread.is_alive():
+        if not self.is_alive:
             raise GenerationError("the model worker is not running")
         if self._waiting.qsize() >= self.max_queue:
             raise QueueFull(f"{self.max_queue} requests are already waiting: try again soon")
         self._waiting.put(request)
+
+    @property
+    def is_alive(self) -> bool:
+        """Whether the worker thread is running (it stops only when told to)."""
+        return self._thread.is_alive()
 
     @property
     def running(self) -> int:

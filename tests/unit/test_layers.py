@@ -2,7 +2,7 @@
 
 The layers (README, "The pieces"): core <- components <- peft <- models <- architectures;
 data needs only core; generation needs models; training needs models, peft and data;
-finetuning needs training and generation; evaluation sits beside it; cli sits on top. Every import counts,
+finetuning needs training and generation; evaluation and serving sit beside it; cli sits on top. Every import counts,
 including those inside functions, so a lazy import cannot hide an edge.
 """
 
@@ -27,7 +27,13 @@ ALLOWED: dict[str, set[str]] = {
 }
 ALLOWED["finetuning"] = ALLOWED["training"] | {"training", "generation"}
 ALLOWED["evaluation"] = ALLOWED["finetuning"] | {"finetuning"}
-ALLOWED["cli"] = set(ALLOWED) | {"finetuning", "evaluation", "__init__"}  # __init__: the version
+ALLOWED["serving"] = ALLOWED["finetuning"] | {"finetuning"}
+ALLOWED["cli"] = set(ALLOWED) | {
+    "finetuning",
+    "evaluation",
+    "serving",
+    "__init__",
+}  # __init__: the version
 ALLOWED["__main__"] = {"cli"}
 ALLOWED["__init__"] = set()
 
