@@ -23,7 +23,7 @@ tiktoken = pytest.importorskip("tiktoken")
 pytestmark = pytest.mark.slow
 KEY = "test-key-123"
 PROMPTS = [f"Request {i}: the {w} of" for i, w in enumerate(
-    "cat dog sun moon tree river stone bird fish cloud wind rain snow fire sea hill".split())]  # fmt: skip
+    ["cat", "dog", "sun", "moon", "tree", "river", "stone", "bird", "fish", "cloud", "wind", "rain", "snow", "fire", "sea", "hill"])]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
