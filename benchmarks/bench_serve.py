@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import socket
 import statistics
 import threading
 import time
@@ -53,6 +54,12 @@ WORDS = [
     "fire",
     "sea",
 ]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def start_server(server: Server, port: int) -> uvicorn.Server:
@@ -107,7 +114,7 @@ def main() -> None:
     p.add_argument("--requests", type=int, default=16)
     p.add_argument("--new", type=int, default=24)
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--port", type=int, default=8765)
+    p.add_argument("--port", type=int, default=0, help="default: a free one")
     args = parse_args(p, dict(n_layer=2, n_head=2, n_embd=64, requests=8, new=8))
     torch.set_num_threads(args.threads)
     tok = CharTokenizer.from_text(["abcdefghijklmnopqrstuvwxyz ,.\n"])
@@ -115,8 +122,9 @@ def main() -> None:
     cfg = ModelConfig(n_layer=args.n_layer, n_head=args.n_head, n_embd=args.n_embd)  # GPT-2 vocab
     model = store_by_columns(DecoderLM(cfg).eval())
     scheduler = Scheduler(model, tok, max_batch_size=16, max_queue=64, max_seq_len=128)
-    app = start_server(Server(scheduler, "bench"), args.port)
-    url = f"http://127.0.0.1:{args.port}"
+    port = args.port or free_port()
+    app = start_server(Server(scheduler, "bench"), port)
+    url = f"http://127.0.0.1:{port}"
     prompts = [" ".join(WORDS[(i + j) % len(WORDS)] for j in range(3 + i % 5))
                for i in range(args.requests)]  # fmt: skip
     print(f"GPT-2 shape {args.n_layer}x{args.n_embd}, random weights, fp32, {args.threads} "
