@@ -132,6 +132,7 @@ def main() -> None:
     print(
         f"{'concurrency':>11} {'tok/s':>8} {'TTFT p50':>9} {'p95':>7} {'tok gap p50':>12} {'p95':>7}"
     )
+    one_request(url, "warm up", 2)  # first-call costs (allocations, lazy init) stay out
     levels = {}
     for c in (1, 4, 8, 16):
         r = levels[c] = run_level(url, prompts, args.new, c)
