@@ -21,7 +21,7 @@ import argparse
 import sys
 from collections.abc import Callable, Iterator
 
-from legollm.core.exceptions import GenerationError, LegoLLMError, TokenizerError
+from legollm.core.exceptions import GenerationError, LegoLLMError
 
 HELP = "commands: /reset (forget the conversation), /exit (quit); Ctrl-C stops an answer"
 
@@ -37,7 +37,9 @@ class ChatSession:
         self.device = device
         self.sampling = sampling
         self.messages: list[dict[str, str]] = []
-        self._render, self.stop_ids = _renderer(fmt, tokenizer)
+        from legollm.finetuning.chat import chat_renderer
+
+        self._render, self.stop_ids = chat_renderer(fmt, tokenizer)
         self.reset()
 
     def reset(self) -> None:
@@ -82,80 +84,6 @@ class ChatSession:
                                  **self.sampling):  # fmt: skip
             answer["content"] += piece
             yield piece
-
-
-def _renderer(fmt: str, tokenizer) -> tuple[Callable[[list[dict]], list[int]], list[int]]:
-    """``(render(messages) -> prompt ids, stop ids)`` for a format name."""
-    if fmt == "alpaca":
-        from legollm.finetuning.formats import get_format
-
-        alpaca = get_format("alpaca")
-
-        def render(messages: list[dict]) -> list[int]:
-            # earlier exchanges as whole records (each ends with EOS), then the new instruction
-            ids: list[int] = []
-            turns = [m for m in messages if m["role"] != "system"]
-            for user, assistant in zip(turns[:-1:2], turns[1::2], strict=False):
-                record = {
-                    "instruction": user["content"],
-                    "input": "",
-                    "output": assistant["content"],
-                }
-                ids += alpaca.render(record, tokenizer).ids
-            return ids + alpaca.prompt_ids(
-                {"instruction": turns[-1]["content"], "input": ""}, tokenizer
-            )
-
-        return render, alpaca.stop_ids(tokenizer)
-    from legollm.finetuning.templates import get_chat_template
-
-    template = get_chat_template(fmt)
-    stops = template.stop_tokens(tokenizer)
-    return (lambda messages: template.render(messages, tokenizer, True)[0]), stops
-
-
-# when the default template's text is not in the vocabulary, the one to try next
-FALLBACK_FORMATS = {"plain": "dialogue"}
-
-
-def usable_format(fmt: str, tokenizer, system: str | None = None, fallback: bool = True) -> str:
-    """``fmt`` if the tokenizer can write its text and stop tokens, else its fallback.
-
-    A character-level model knows only the characters of its data: Shakespeare has no
-    ``#``, so the plain template's ``### User:`` cannot be encoded and every turn would
-    fail. This finds out at start-up, with an empty conversation, and says why.
-    """
-    probe = [{"role": "system", "content": system}] if system else []
-    probe.append({"role": "user", "content": ""})
-    tried = [fmt, FALLBACK_FORMATS[fmt]] if fallback and fmt in FALLBACK_FORMATS else [fmt]
-    reasons = []
-    for name in tried:
-        try:
-            render, _ = _renderer(name, tokenizer)
-            render(probe)
-            return name
-        except TokenizerError as e:
-            reasons.append(f"{name}: {e}")
-    raise GenerationError(
-        "this model cannot chat: its tokenizer cannot write the chat template ("
-        + "; ".join(reasons)
-        + "); use a model whose vocabulary has the template's characters and an "
-        "end-of-text token, or `legollm generate` to continue plain text"
-    )
-
-
-def pick_format(
-    requested: str, *, kind: str, model_type: str | None = None, prompt_format: str | None = None
-) -> str:
-    """The prompt format: the one asked for, else the one the model was fine-tuned with,
-    else its HF family's chat template, else the plain layout (see ``LoadedModel``)."""
-    if requested != "auto":
-        return requested
-    if prompt_format:
-        return prompt_format
-    if kind == "hf" and model_type and model_type != "gpt2":
-        return model_type
-    return "plain"
 
 
 def chat_loop(session: ChatSession, read: Callable[[str], str] | None = None, out=None) -> int:
@@ -215,6 +143,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from legollm.cli.generate import load_from_args, sampling_kwargs
+    from legollm.finetuning.chat import pick_format, usable_format
 
     loaded, device = load_from_args(args)
     model, tokenizer = loaded.model, loaded.tokenizer

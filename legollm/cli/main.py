@@ -28,6 +28,7 @@ SUBCOMMAND_MODULES = [
     "legollm.cli.consolidate",
     "legollm.cli.generate",
     "legollm.cli.chat",
+    "legollm.cli.serve",
     "legollm.cli.eval",
     "legollm.cli.sft",
     "legollm.cli.dpo",

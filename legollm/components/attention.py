@@ -57,11 +57,22 @@ class CausalSelfAttention(nn.Module):
 
     # -- KV cache -------------------------------------------------------------
     def setup_cache(
-        self, batch_size: int, max_seq_len: int, dtype: torch.dtype, device: torch.device | str
+        self,
+        batch_size: int,
+        max_seq_len: int,
+        dtype: torch.dtype,
+        device: torch.device | str,
+        ring: bool = True,
     ) -> None:
-        """A cache for positions 0 .. max_seq_len - 1 (a ring of ``window`` slots if smaller)."""
+        """A cache for positions 0 .. max_seq_len - 1 (a ring of ``window`` slots if smaller).
+
+        ``ring=False`` keeps every position even with a sliding window (the mask still
+        applies the window): memory grows with max_seq_len, but each slot keeps one
+        position for good, which a server's batch of rows of different ages needs.
+        """
+        window = self.window if ring else None
         self.kv_cache = KVCache(
-            batch_size, max_seq_len, self.n_kv_heads, self.head_dim, dtype, device, self.window
+            batch_size, max_seq_len, self.n_kv_heads, self.head_dim, dtype, device, window
         )
 
     def remove_cache(self) -> None:

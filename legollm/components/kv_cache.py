@@ -27,6 +27,11 @@ and reads the ring in place, which also keeps the compiled step's shapes static.
 ``update`` returns, with the keys and values to attend to, the position each
 of those keys holds (a negative number for a slot not written yet), so attention
 builds its mask (causality, the window, padding) without knowing the layout.
+
+``rows`` gives the same cache seen through some of its batch rows (views: writes
+land in the one cache). A server batching requests that arrived at different
+times prefills a newcomer's prompt into its own row only, and feeds a decode step
+through the rows in use.
 """
 
 from __future__ import annotations
@@ -63,6 +68,19 @@ class KVCache(nn.Module):
         once, then continued ``n`` different ways (the choices of one question)."""
         self.k = self.k.expand(n, -1, -1, -1).clone()
         self.v = self.v.expand(n, -1, -1, -1).clone()
+
+    def rows(self, index: slice) -> KVCache:
+        """This cache restricted to batch rows ``index``, sharing its storage.
+
+        ``cache.rows(slice(2, 3))`` is a batch-1 cache whose updates write row 2 of
+        ``cache`` and whose reads see row 2 alone; the other rows are untouched.
+        """
+        view = KVCache.__new__(KVCache)
+        nn.Module.__init__(view)
+        view.max_seq_len, view.size, view.rolling = self.max_seq_len, self.size, self.rolling
+        view.register_buffer("k", self.k[index], persistent=False)
+        view.register_buffer("v", self.v[index], persistent=False)
+        return view
 
     def in_flight(self, input_pos: torch.Tensor) -> bool:
         """Whether this chunk attends to its own keys (after the old ring), not to the ring."""

@@ -64,7 +64,7 @@ class PromptFormat(Protocol):
     def stop_ids(self, tokenizer: Any) -> list[int]: ...
 
 
-def _text_ids(tokenizer: Any, text: str) -> list[int]:
+def text_ids(tokenizer: Any, text: str) -> list[int]:
     """User text is plain text: a literal "<|endoftext|>" in it must not become the EOS id."""
     enc = getattr(tokenizer, "encode_ordinary", None)
     return list(enc(text)) if enc is not None else list(tokenizer.encode(text))
@@ -102,12 +102,12 @@ class AlpacaFormat:
         return int(eos)
 
     def render(self, record: dict[str, str], tokenizer: Any) -> Rendered:
-        prompt = _text_ids(tokenizer, self.prompt_text(record))
-        response = _text_ids(tokenizer, record["output"]) + [self._eos(tokenizer)]
+        prompt = text_ids(tokenizer, self.prompt_text(record))
+        response = text_ids(tokenizer, record["output"]) + [self._eos(tokenizer)]
         return Rendered(prompt + response, [False] * len(prompt) + [True] * len(response))
 
     def prompt_ids(self, record: dict[str, str], tokenizer: Any) -> list[int]:
-        return _text_ids(tokenizer, self.prompt_text(record))
+        return text_ids(tokenizer, self.prompt_text(record))
 
     def stop_ids(self, tokenizer: Any) -> list[int]:
         return [self._eos(tokenizer)]

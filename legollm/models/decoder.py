@@ -33,6 +33,8 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 from torch import nn
@@ -118,10 +120,13 @@ class DecoderLM(nn.Module):
     # -- KV cache -------------------------------------------------------------
     _kv_cache_len: int | None = None  # the positions setup_kv_cache made room for
 
-    def setup_kv_cache(self, batch_size: int, max_seq_len: int, dtype=None, device=None) -> None:
+    def setup_kv_cache(
+        self, batch_size: int, max_seq_len: int, dtype=None, device=None, ring: bool = True
+    ) -> None:
         """Each layer's attention sets up a cache for positions 0 .. max_seq_len - 1.
 
-        A sliding-window model gets a ring of min(sliding_window, max_seq_len) slots.
+        A sliding-window model gets a ring of min(sliding_window, max_seq_len) slots,
+        unless ``ring=False`` (every position kept; see ``CausalSelfAttention.setup_cache``).
         """
         c = self.config
         if max_seq_len > c.context_length and c.position == "learned":
@@ -131,7 +136,7 @@ class DecoderLM(nn.Module):
         dtype = dtype or self.tok_emb.weight.dtype
         device = device or self.tok_emb.weight.device
         for block in self.blocks:
-            block.attn.setup_cache(batch_size, max_seq_len, dtype, device)
+            block.attn.setup_cache(batch_size, max_seq_len, dtype, device, ring)
         self._kv_cache_len = max_seq_len
         if c.position == "rope" and max_seq_len > self.max_seq_len:
             self.max_seq_len = max_seq_len
@@ -141,6 +146,25 @@ class DecoderLM(nn.Module):
         """Copy a batch-of-one cache into ``n`` rows, so one prefill serves ``n`` continuations."""
         for block in self.blocks:
             block.attn.kv_cache.repeat_rows(n)
+
+    @contextmanager
+    def kv_cache_rows(self, rows: slice) -> Iterator[None]:
+        """Within this block, forwards read and write only batch rows ``rows`` of the cache.
+
+        A batch whose rows started at different times (a server's running requests)
+        prefills one newcomer's prompt into its row with ``kv_cache_rows(slice(r, r + 1))``
+        and feeds a step through the rows in use with ``kv_cache_rows(slice(0, n))``.
+        """
+        if not self.has_kv_cache:
+            raise ConfigError("no KV cache is set up: call setup_kv_cache first")
+        caches = [block.attn.kv_cache for block in self.blocks]
+        try:
+            for block, cache in zip(self.blocks, caches, strict=True):
+                block.attn.kv_cache = cache.rows(rows)
+            yield
+        finally:
+            for block, cache in zip(self.blocks, caches, strict=True):
+                block.attn.kv_cache = cache
 
     def remove_kv_cache(self) -> None:
         for block in self.blocks:

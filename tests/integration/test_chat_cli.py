@@ -7,8 +7,9 @@ import io
 import pytest
 import torch
 
-from legollm.cli.chat import ChatSession, chat_loop, pick_format
+from legollm.cli.chat import ChatSession, chat_loop
 from legollm.cli.main import main
+from legollm.finetuning.chat import pick_format
 from legollm.finetuning.formats import get_format
 from legollm.finetuning.templates import get_chat_template
 from legollm.generation import generate

@@ -2,8 +2,8 @@
 
 The layers (README, "The pieces"): core <- components <- peft <- models <- architectures;
 data needs only core; generation needs models; training needs models, peft and data;
-finetuning needs training and generation; evaluation and alignment (RLHF) sit on it;
-cli sits on top. Every import counts,
+finetuning needs training and generation; evaluation, alignment (RLHF) and serving sit on
+it; cli sits on top. Every import counts,
 including those inside functions, so a lazy import cannot hide an edge.
 """
 
@@ -30,8 +30,9 @@ ALLOWED: dict[str, set[str]] = {
 ALLOWED["finetuning"] = ALLOWED["training"] | {"training", "generation"}
 ALLOWED["evaluation"] = ALLOWED["finetuning"] | {"finetuning"}
 ALLOWED["alignment"] = ALLOWED["finetuning"] | {"finetuning"}
+ALLOWED["serving"] = ALLOWED["finetuning"] | {"finetuning"}
 # __init__: the version
-ALLOWED["cli"] = set(ALLOWED) | {"finetuning", "evaluation", "alignment", "__init__"}
+ALLOWED["cli"] = set(ALLOWED) | {"finetuning", "evaluation", "alignment", "serving", "__init__"}
 ALLOWED["__main__"] = {"cli"}
 ALLOWED["__init__"] = set()
 ALLOWED["_lm_eval_hook"] = set()  # imported at start-up: it must import nothing of ours
