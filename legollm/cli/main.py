@@ -35,7 +35,6 @@ SUBCOMMAND_MODULES = [
     "legollm.cli.reward_model",
     "legollm.cli.ppo",
     "legollm.cli.grpo",
-
     "legollm.cli.export",
 ]
 
