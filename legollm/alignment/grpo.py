@@ -353,6 +353,8 @@ class GRPOTrainer(FinetuneTrainer):
     """The fine-tuning trainer with GRPO's loss; logs the rollouts' rewards, the KL and the
     clip fraction with each loss record, and a greedy held-out reward at each eval point."""
 
+    val_loss_is_token_nll: ClassVar[bool] = False
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.train_loader.bind(self)

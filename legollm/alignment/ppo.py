@@ -314,6 +314,7 @@ class PPOTrainer(FinetuneTrainer):
     PPO's; logs the rollout's and the step's statistics with every loss record."""
 
     unit: ClassVar[str] = "prompts"
+    val_loss_is_token_nll: ClassVar[bool] = False
     saves_adapter: ClassVar[bool] = False  # the policy's own, without the value head: below
 
     def __init__(self, *args, **kwargs):

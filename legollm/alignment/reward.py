@@ -109,6 +109,7 @@ class RewardTrainer(FinetuneTrainer):
     """The fine-tuning trainer with the Bradley-Terry loss, averaged over pairs."""
 
     unit: ClassVar[str] = "pairs"
+    val_loss_is_token_nll: ClassVar[bool] = False
     saves_adapter: ClassVar[bool] = False  # adapters without the scalar head score nothing
 
     def batch_loss(self, model, batch: tuple, reduction: str) -> torch.Tensor:

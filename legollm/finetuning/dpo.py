@@ -186,6 +186,7 @@ class DPOTrainer(FinetuneTrainer):
     """The fine-tuning trainer with DPO's loss: averaged over preference pairs, not tokens."""
 
     unit: ClassVar[str] = "pairs"
+    val_loss_is_token_nll: ClassVar[bool] = False
 
     def batch_loss(self, model, batch: tuple, reduction: str) -> torch.Tensor:
         x, y, extra = batch

@@ -28,7 +28,7 @@ import json
 import math
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.distributed as dist
@@ -458,10 +458,15 @@ class Trainer:
             if improved:
                 self.save("best")
 
+    # the validation loss is next-token cross-entropy in nats, so it converts to bits per
+    # byte; objectives with another loss (DPO, a reward model, PPO, GRPO) turn it off
+    val_loss_is_token_nll: ClassVar[bool] = True
     _val_bytes_per_token: float | None | bool = False  # False: not measured yet
 
     def _val_bits_per_byte(self, val_loss: float) -> float | None:
         """Validation loss in bits per byte (None when the tokenizer cannot decode)."""
+        if not self.val_loss_is_token_nll:
+            return None
         if self._val_bytes_per_token is False:
             batches = self.val_loader.eval_batches(self.config.eval_iters)
             self._val_bytes_per_token = bytes_per_token(decoder_for(self.tokenizer), batches)
