@@ -6,6 +6,8 @@
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 # extra `uv sync` flags, e.g. SYNC_FLAGS="--group gguf" (.ci/run adds the optional test groups)
 SYNC_FLAGS ?=
+# the suite runs on both cores (pytest-xdist); TEST_WORKERS=0 runs it in one process
+TEST_WORKERS ?= 2
 
 .PHONY: setup demo test lint format bench
 
@@ -17,7 +19,7 @@ demo: setup
 	@$(UV) run --locked legollm demo
 
 test: setup
-	@$(UV) run --locked pytest
+	@$(UV) run --locked pytest -n $(TEST_WORKERS)
 
 lint: setup
 	@$(UV) run --locked ruff check .
