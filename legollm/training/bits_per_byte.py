@@ -20,12 +20,13 @@ from legollm.core.tokenization.specs import load_tokenizer
 from legollm.models.loss import IGNORE_INDEX
 
 
-def decoder_for(spec: dict[str, Any] | None):
-    """The tokenizer a run's spec names, or None when there is none or it cannot load."""
+def decoder_for(spec: dict[str, Any] | None, base_dir=None):
+    """The tokenizer a run's spec names (its relative paths under ``base_dir``, the run
+    directory that holds the copies), or None when there is none or it cannot load."""
     if not spec:
         return None
     try:
-        return load_tokenizer(spec)
+        return load_tokenizer(spec, base_dir)
     except (LegoLLMError, OSError):
         return None
 

@@ -469,7 +469,9 @@ class Trainer:
             return None
         if self._val_bytes_per_token is False:
             batches = self.val_loader.eval_batches(self.config.eval_iters)
-            self._val_bytes_per_token = bytes_per_token(decoder_for(self.tokenizer), batches)
+            self._val_bytes_per_token = bytes_per_token(
+                decoder_for(self.tokenizer, self.run_dir), batches
+            )
         if self._val_bytes_per_token is None:
             return None
         return bits_per_byte(val_loss, self._val_bytes_per_token)
