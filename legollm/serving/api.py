@@ -99,6 +99,10 @@ class ChatBody(_Sampling):
     messages: list[Message] = Field(min_length=1)
 
 
+# a body over the limit but under this many times it is read (and dropped) before the 413
+DRAIN_FACTOR = 16
+
+
 # -- the app ------------------------------------------------------------------------------
 class Server:
     """What the handlers share: the scheduler, the tokenizer, the chat format, settings."""
@@ -134,18 +138,35 @@ class Server:
 
     async def parse(self, request: HTTPRequest, schema: type[BaseModel]) -> Any:
         self.authorize(request)
-        size = request.headers.get("content-length")
-        if size is not None and size.isdigit() and int(size) > self.max_body_bytes:
-            raise APIError(413, f"the request body is over {self.max_body_bytes} bytes",
-                           code="request_too_large")  # fmt: skip
-        raw = await request.body()
-        if len(raw) > self.max_body_bytes:
-            raise APIError(413, f"the request body is over {self.max_body_bytes} bytes",
-                           code="request_too_large")  # fmt: skip
+        raw = await self.read_body(request)
         try:
             return schema.model_validate_json(raw)
         except ValidationError as e:
             raise _validation_error(e) from None
+
+    async def read_body(self, request: HTTPRequest) -> bytes:
+        """The body, or a 413 the client can read.
+
+        Answering before the body is read makes the server close the connection
+        while the client is still sending, and the client sees a broken pipe, not
+        the 413. So a body up to ``DRAIN_FACTOR`` times the limit is read to its
+        end (keeping only the first ``max_body_bytes``); only a larger one is cut off.
+        """
+        too_large = APIError(413, f"the request body is over {self.max_body_bytes} bytes",
+                             code="request_too_large")  # fmt: skip
+        size = request.headers.get("content-length")
+        if size is not None and size.isdigit() and int(size) > DRAIN_FACTOR * self.max_body_bytes:
+            raise too_large
+        kept, seen = bytearray(), 0
+        async for chunk in request.stream():
+            seen += len(chunk)
+            if seen > DRAIN_FACTOR * self.max_body_bytes:
+                raise too_large
+            if seen <= self.max_body_bytes:
+                kept += chunk
+        if seen > self.max_body_bytes:
+            raise too_large
+        return bytes(kept)
 
     # -- generation -----------------------------------------------------------------------
     def submit(self, ids: list[int], body: _Sampling, eos: frozenset[int], param: str):
