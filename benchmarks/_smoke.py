@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import faulthandler
 import importlib.util
 import io
 import json
@@ -80,8 +81,17 @@ def run_in_process(script: Path) -> dict:
 
 
 def main() -> None:
-    """``python benchmarks/_smoke.py RESULTS.json SCRIPT...``: smoke-run each script."""
-    results = [run_in_process(Path(p).resolve()) for p in sys.argv[2:]]
+    """``python benchmarks/_smoke.py RESULTS.json SCRIPT...``: smoke-run each script.
+
+    Each script's name goes to stderr before it runs, and a crash in native code (a
+    segfault in a compiled anchor) dumps the Python stack there, so the test's failure
+    message names the script that took the process down.
+    """
+    faulthandler.enable()
+    results = []
+    for p in sys.argv[2:]:
+        print(f"smoke: {Path(p).name}", file=sys.stderr, flush=True)
+        results.append(run_in_process(Path(p).resolve()))
     Path(sys.argv[1]).write_text(json.dumps(results))
 
 

@@ -11,6 +11,15 @@ count; without it those rows are skipped with a message. CPU, batch 1, greedy, a
 bound: the bytes of weights a decode step reads divided by the bandwidth of a
 threaded ``sum`` over float32 weights, i.e. the tokens/s a step that only streamed
 its weights would reach. Run it alone: a second busy process stalls the threads.
+
+The project builds llama.cpp portably (AVX2, no -march=native: pyproject.toml says why),
+which is what CI and the GGUF tests need but not what a user who compiles llama.cpp for
+their own machine runs. For the llama.cpp rows of a figure, build it natively first:
+
+    uv sync --group gguf --reinstall-package llama-cpp-python \
+        --config-settings-package llama-cpp-python:cmake.define.GGML_NATIVE=ON
+
+The script prints the instruction sets the llama.cpp in use was built for.
 """
 
 from __future__ import annotations
@@ -127,6 +136,9 @@ def main() -> None:
     if not installed("llama_cpp"):
         skipped("llama.cpp rows", "llama_cpp is not installed (uv sync --group gguf)")
     else:
+        import llama_cpp
+
+        print("llama.cpp built for:", llama_cpp.llama_print_system_info().decode().strip())
         with tempfile.TemporaryDirectory() as d:
             for fmt in ("f32", "q8_0"):
                 path = export_gguf(loaded, None, Path(d) / f"model-{fmt}.gguf", dtype=fmt)
