@@ -290,13 +290,15 @@ class RolloutLoader:
         cfg, G, tok = self.cfg, self.cfg.group_size, self.tokenizer
         policy = self.trainer.raw_model
         records = [self.task.sample(self.rng) for _ in range(self.batch_size)]
-        prompts = [self.fmt.prompt_ids(r, tok) for r in records for _ in range(G)]
-        ids, mask = left_pad(prompts, self.pad_id)
+        unique = [self.fmt.prompt_ids(r, tok) for r in records]
+        ids, mask = left_pad(unique, self.pad_id)
         T = ids.shape[1]
+        # each prompt is prefilled once and its cache copied to the G rows of its group
         seq = generate(policy, ids.to(self.device), cfg.max_new_tokens, cfg.temperature,
                        cfg.top_k, cfg.top_p, eos_token_id=self.stops,
                        seed=self.rng.getrandbits(63), attention_mask=mask.to(self.device),
-                       vocab_limit=self.vocab_limit)  # fmt: skip
+                       vocab_limit=self.vocab_limit, num_return_sequences=G)  # fmt: skip
+        prompts = [p for p in unique for _ in range(G)]
         responses, scores = [], []
         for i, row in enumerate(seq[:, T:].tolist()):
             stop = next((j for j, t in enumerate(row) if t in self.stops), None)

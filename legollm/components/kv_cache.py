@@ -64,10 +64,11 @@ class KVCache(nn.Module):
         self.register_buffer("v", torch.zeros(shape, dtype=dtype, device=device), persistent=False)
 
     def repeat_rows(self, n: int) -> None:
-        """Make a one-row cache ``n`` rows of the same keys and values: a prefix run
-        once, then continued ``n`` different ways (the choices of one question)."""
-        self.k = self.k.expand(n, -1, -1, -1).clone()
-        self.v = self.v.expand(n, -1, -1, -1).clone()
+        """Repeat each row ``n`` times in place (rows a, b -> a, a, .., b, b, ..): a prefix
+        run once, then continued ``n`` different ways (the choices of one question, the
+        answers of one prompt's group)."""
+        self.k = self.k.repeat_interleave(n, dim=0)
+        self.v = self.v.repeat_interleave(n, dim=0)
 
     def rows(self, index: slice) -> KVCache:
         """This cache restricted to batch rows ``index``, sharing its storage.

@@ -58,6 +58,7 @@ def stream(
     crop_to_context: bool = True,
     compile: bool = False,
     vocab_limit: int | None = None,
+    num_return_sequences: int = 1,
     slide_window: bool | None = None,
 ) -> Iterator[torch.Tensor]:
     """Yield the next token of every row, (B,), one step at a time.
@@ -71,10 +72,19 @@ def stream(
     one-token decode step through ``torch.compile`` (for GPUs: on a CPU the eager
     step's threaded products are faster; the first call pays the compilation). ``vocab_limit=n`` only lets ids below n be chosen:
     models whose vocabulary was padded (50257 -> 50304) never emit an id the
-    tokenizer cannot decode.
+    tokenizer cannot decode. ``num_return_sequences=n`` continues every prompt ``n``
+    ways (rows i*n .. i*n + n - 1 belong to prompt i, as if each prompt were repeated
+    ``n`` times) from one prefill of the prompt, whose cache is then copied to its rows.
     """
     if input_ids.dim() == 1:
         input_ids = input_ids[None]
+    if num_return_sequences < 1:
+        raise GenerationError(f"num_return_sequences must be >= 1, got {num_return_sequences}")
+    n = num_return_sequences
+    if n > 1:
+        input_ids = input_ids.repeat_interleave(n, dim=0)
+        if attention_mask is not None:
+            attention_mask = attention_mask.repeat_interleave(n, dim=0)
     B, T = input_ids.shape
     if T == 0:
         raise GenerationError("the prompt is empty: give at least one token")
@@ -125,10 +135,15 @@ def stream(
     try:
         with torch.inference_mode():
             if cached:
-                model.setup_kv_cache(B, total)
-                pos = (mask[:, :T].cumsum(-1) - 1).clamp(min=0)  # real-token positions per row
-                logits = model(ids[:, :T], input_pos=torch.arange(T, device=device), position_ids=pos,
-                               attention_mask=pad_mask, last_only=True)[:, -1]  # fmt: skip
+                model.setup_kv_cache(B // n, total)
+                # each prompt once (rows 0, n, 2n, ...), its cache then copied to its n rows
+                pos = (mask[::n, :T].cumsum(-1) - 1).clamp(min=0)  # real-token positions per row
+                first = pad_mask[::n] if pad_mask is not None else None
+                logits = model(ids[::n, :T], input_pos=torch.arange(T, device=device), position_ids=pos,
+                               attention_mask=first, last_only=True)[:, -1]  # fmt: skip
+                if n > 1:
+                    model.repeat_kv_cache(n)
+                    logits, pos = logits.repeat_interleave(n, 0), pos.repeat_interleave(n, 0)
             for step in range(max_new_tokens):
                 t = T + step  # the slot this step's token goes to
                 if not cached:
@@ -196,6 +211,7 @@ def generate(
         )
     )
     prompt = input_ids if input_ids.dim() == 2 else input_ids[None]
+    prompt = prompt.repeat_interleave(kwargs.get("num_return_sequences", 1), dim=0)
     return torch.cat([prompt, torch.stack(steps, dim=1)], dim=1) if steps else prompt
 
 

@@ -143,7 +143,8 @@ class DecoderLM(nn.Module):
             self.init_rope(device)
 
     def repeat_kv_cache(self, n: int) -> None:
-        """Copy a batch-of-one cache into ``n`` rows, so one prefill serves ``n`` continuations."""
+        """Repeat each row of the cache ``n`` times (row i becomes rows i*n .. i*n + n - 1),
+        so one prefill serves ``n`` continuations of each prompt."""
         for block in self.blocks:
             block.attn.kv_cache.repeat_rows(n)
 
