@@ -180,7 +180,7 @@ def main() -> None:
     ap.add_argument("--prompts", type=int, default=16, help="prompts per step")
     ap.add_argument("--group-size", type=int, default=8)
     ap.add_argument("--max-new-tokens", type=int, default=3)
-    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--lr", type=float, default=1e-4)
     ap.add_argument("--eval-prompts", type=int, default=100)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--skip-trl", action="store_true")
