@@ -364,10 +364,17 @@ class GRPOTrainer(FinetuneTrainer):
         self.eval_records: list[dict[str, str]] = []
 
     def token_logps(self, model, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """(B, T) log-probabilities of the labelled tokens (0 where ``y`` is -100)."""
+        """(B, T) log-probabilities of the labelled tokens (0 where ``y`` is -100).
+
+        Only positions from the batch's first answer token on reach the vocabulary
+        projection (``logits_from``): the prompts' logits would only be multiplied by 0.
+        """
+        labelled = y != IGNORE_INDEX
+        k = int(labelled.any(dim=0).int().argmax())  # the first column with an answer token
         with self._autocast():
-            logits = model(x)
-        return token_logps(logits, y.clamp(min=0)) * (y != IGNORE_INDEX)
+            logits = model(x, logits_from=k)  # (B, T - k, vocab)
+        logps = token_logps(logits, y[:, k:].clamp(min=0)) * labelled[:, k:]
+        return torch.nn.functional.pad(logps, (k, 0))  # zeros for the prompt-only columns
 
     def batch_loss(self, model, batch: tuple, reduction: str) -> torch.Tensor:
         x, y, extra = batch

@@ -175,6 +175,20 @@ def text_zero(completion: str, record: dict) -> float:
     return 0.0
 
 
+def test_answer_log_probs_equal_those_of_the_full_forward(base, tmp_path):
+    """Only the answer columns reach the head; the log-probs are those of every column's."""
+    trainer = build_grpo_trainer(config(base, tmp_path / "run"))
+    x, y, _ = trainer.train_loader.next_batch()
+    model = trainer.raw_model.eval()  # no dropout: both forwards see the same weights alone
+    labelled = y != -100
+    assert not labelled[:, :5].any()  # the prompts come first, so columns are skipped
+    with torch.no_grad():
+        full = torch.log_softmax(model(x), -1).gather(-1, y.clamp(min=0)[..., None])[..., 0]
+        ours = trainer.token_logps(model, x, y)
+    assert ours.shape == y.shape
+    torch.testing.assert_close(ours, full * labelled, rtol=0, atol=1e-5)
+
+
 def test_a_short_run_raises_the_reward(base, tmp_path):
     build_grpo_trainer(config(base, tmp_path / "run", train={"max_iters": 12})).fit()
     a = [r for r in records(tmp_path / "run") if "reward" in r]
