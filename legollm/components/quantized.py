@@ -26,8 +26,6 @@ stays as it is (a lookup reads one row, not the whole matrix).
 
 from __future__ import annotations
 
-import functools
-
 import torch
 from torch import nn
 
@@ -95,9 +93,9 @@ class Int8Linear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         rows = x.reshape(-1, self.in_features)  # (N, in)
-        y = int8_matmul(rows, self.weight).to(x.dtype)  # (N, out)
-        # y * scale (+ bias): one op either way (a decode step runs this for every layer)
-        y = y * self.scale if self.bias is None else torch.addcmul(self.bias, y, self.scale)
+        y = int8_matmul(rows, self.weight).to(x.dtype) * self.scale  # (N, out)
+        if self.bias is not None:
+            y = y + self.bias
         return y.view(*x.shape[:-1], self.out_features)
 
     def extra_repr(self) -> str:
@@ -113,20 +111,13 @@ def int8_matmul(rows: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
     module docstring), else the kernel's scalar loop in float32, which takes any
     shape (tiny test models with an odd width).
     """
+    ones = torch.ones(q.shape[0], dtype=torch.bfloat16, device=q.device)
     if q.device.type == "cpu" and not _vectorisable(q):
-        ones = _unit_scales(q.shape[0], q.device, torch.float32)
-        return torch.ops.aten._weight_int8pack_mm(rows.float(), q, ones)
+        return torch.ops.aten._weight_int8pack_mm(rows.float(), q, ones.float())
     a = rows.to(torch.bfloat16).contiguous()
     if a.data_ptr() % _KERNEL_ALIGN:  # a view that starts mid-row of a larger tensor
         a = a.clone()
-    return torch.ops.aten._weight_int8pack_mm(a, q, _unit_scales(q.shape[0], q.device))
-
-
-@functools.lru_cache(maxsize=64)
-def _unit_scales(n: int, device: torch.device, dtype: torch.dtype = torch.bfloat16) -> torch.Tensor:
-    """Scales of 1 for the kernel (ours are applied after it, unrounded): made once per width,
-    not once per product. The kernel only reads them."""
-    return torch.ones(n, dtype=dtype, device=device)
+    return torch.ops.aten._weight_int8pack_mm(a, q, ones)
 
 
 def _vectorisable(q: torch.Tensor) -> bool:
